@@ -4,5 +4,9 @@
 //! # Brief overview
 //!
 //! * [`agent`]: verl-agent's prompt templates, history memory and action projection (spec §7).
+//! * [`rollout`]: policy + tasks → step-samples and episode records.
+//! * [`run_dir`]: the run directory layout and its records (metrics, eval, trajectories).
 
 pub mod agent;
+pub mod rollout;
+pub mod run_dir;

@@ -1,0 +1,27 @@
+//! Rollouts: from a policy and a set of tasks to step-samples for the learner (spec §2.8 step 1,
+//! §7) and episode records for the trajectory viewer.
+//!
+//! Every environment kind produces the same [`RolloutOutput`]; the trainer does not know
+//! whether a sample is a household step or a whole math conversation.
+
+use spear_rl::sample::StepSample;
+
+use crate::run_dir::EpisodeRecord;
+
+/// What one rollout produced.
+#[derive(Debug, Clone, Default)]
+pub struct RolloutOutput {
+    /// Step-samples in rollout order. `traj_uid` = the episode's `traj`, `uid` = its `group`.
+    /// `old_log_probs` are the sampler's temperature-1 log-probs (equal to teacher-forced
+    /// scoring under the same weights to 1e-4, a `spear-model` test), `score`, `step_return`
+    /// and `advantage` are left at 0 for the learner to fill.
+    pub samples: Vec<StepSample>,
+    /// One record per episode (trajectory), in `traj` order.
+    pub episodes: Vec<EpisodeRecord>,
+    /// Tokens generated.
+    pub generated_tokens: u64,
+    /// Seconds spent generating.
+    pub generate_secs: f64,
+    /// Seconds spent stepping environments / running tools.
+    pub env_secs: f64,
+}

@@ -1,0 +1,287 @@
+//! The run directory `runs/<name>/` and the records written into it.
+//!
+//! ```text
+//! runs/<name>/
+//!   config.toml                    resolved config (every field, after preset and --set)
+//!   metrics.jsonl                  one IterationMetrics per training iteration
+//!   eval.jsonl                     one EvalRecord per evaluation
+//!   trajectories/iter_000001.jsonl sampled episodes (EpisodeRecord per line) of that iteration
+//!   checkpoints/last.safetensors   the last complete checkpoint (+ last.json: trainer state)
+//!   report.html                    written by `spear report`
+//! ```
+//!
+//! Readers must accept unknown fields (the report plots every numeric field of
+//! `metrics.jsonl`, flattening nested objects to dotted keys), so adding a metric never breaks
+//! an older report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Seconds spent in each phase of one iteration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PhaseTimes {
+    /// Sampling responses (all turns).
+    pub generate: f64,
+    /// Stepping environments / running tools.
+    pub env: f64,
+    /// Rewards, filters, advantages, buffer bookkeeping.
+    pub advantage: f64,
+    /// Teacher-forced scoring + backward + optimizer steps (on-policy and replay).
+    pub update: f64,
+    /// Evaluation (0 in iterations without one).
+    pub eval: f64,
+    /// Checkpoint and log writes.
+    pub save: f64,
+    /// Whole iteration.
+    pub total: f64,
+}
+
+/// One line of `metrics.jsonl`: everything about one training iteration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IterationMetrics {
+    /// Training step t (1-based, `global_steps`).
+    pub iteration: u64,
+    /// Fraction of this iteration's rollout episodes that were won.
+    pub success_rate: f64,
+    /// Success rate per task type (`pick_and_place`, …) over the rollout episodes.
+    pub success_by_type: BTreeMap<String, f64>,
+    /// Mean episode reward (extrinsic, Σ step rewards).
+    pub episode_reward: f64,
+    /// Mean episode length (active steps).
+    pub episode_length: f64,
+    /// Mean episode score s_i (extrinsic + μ(t)·r_tc − invalid penalty), spec §2.2.
+    pub score: f64,
+    /// Mean environment task score (WebShop 0–1; household: won as 0/1).
+    pub task_score: f64,
+    /// Fraction of step-samples whose output parsed into a valid action.
+    pub valid_action_rate: f64,
+    /// Step-samples collected.
+    pub samples: u64,
+    /// Step-samples masked by the Dr.BoT response filters.
+    pub masked_samples: u64,
+    /// Step-samples trained on (after the group filter).
+    pub trained_samples: u64,
+    /// Mean token entropy of the on-policy update (policy at update time).
+    pub entropy: f64,
+    /// Approximate KL (old ‖ new), mean over on-policy tokens.
+    pub approx_kl: f64,
+    /// PPO clip fraction (on-policy).
+    pub clip_frac: f64,
+    /// Fraction of tokens hit by the dual clip (on-policy).
+    pub clip_frac_dual: f64,
+    /// Clip-Cov masked-token fraction (on-policy).
+    pub clip_cov_frac: f64,
+    /// Clip-Cov masked-token fraction of the replay pass (0 without replay).
+    pub replay_clip_cov_frac: f64,
+    /// Mean policy-gradient loss (on-policy).
+    pub pg_loss: f64,
+    /// Gradient norm before clipping, mean over optimizer steps.
+    pub grad_norm: f64,
+    /// Learning rate of the last optimizer step.
+    pub lr: f64,
+    /// SPEAR tool-call coefficient μ(t) (spec §2.6).
+    pub toolcall_coef: f64,
+    /// SPEAR self-imitation weight γ(t) (spec §2.6).
+    pub sil_weight: f64,
+    /// Samples stored in the replay buffer after this iteration's update.
+    pub buffer_samples: u64,
+    /// Replay samples trained on in this iteration (0 when replay did not fire).
+    pub replay_samples: u64,
+    /// P50 baseline of the replay recalibration (when replay fired).
+    pub replay_p50: Option<f64>,
+    /// Generated tokens per second during rollout.
+    pub gen_tokens_per_s: f64,
+    /// Trained (scored + backpropagated) tokens per second during the update.
+    pub train_tokens_per_s: f64,
+    /// Wall time per phase.
+    pub time: PhaseTimes,
+    /// Wall seconds since the run started (excluding time between a kill and a resume).
+    pub elapsed: f64,
+}
+
+/// One line of `eval.jsonl`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvalRecord {
+    /// Training iteration after which the evaluation ran (0 = before training).
+    pub iteration: u64,
+    /// Split evaluated (`valid_seen`, `valid_unseen`, `test`, …).
+    pub split: String,
+    /// Episodes evaluated.
+    pub episodes: u64,
+    /// Success rate.
+    pub success_rate: f64,
+    /// 95 % Wilson interval of the success rate.
+    pub ci_low: f64,
+    /// Upper end of the interval.
+    pub ci_high: f64,
+    /// Success rate per task type.
+    pub success_by_type: BTreeMap<String, f64>,
+    /// Episodes per task type.
+    pub episodes_by_type: BTreeMap<String, u64>,
+    /// Mean episode length.
+    pub episode_length: f64,
+    /// Mean task score.
+    pub task_score: f64,
+    /// Sampling temperature used.
+    pub temperature: f64,
+}
+
+/// One turn of an episode as the trajectory viewer shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TurnRecord {
+    /// The prompt text given to the model (the rendered template, before the chat template).
+    pub prompt: String,
+    /// The model's raw output (thinking and action).
+    pub response: String,
+    /// The action sent to the environment.
+    pub action: String,
+    /// Whether the output parsed into a valid action.
+    pub valid: bool,
+    /// The environment's reply.
+    pub observation: String,
+    /// Reward of this step.
+    pub reward: f64,
+    /// Advantage assigned to this step-sample (None before advantages, or when filtered out).
+    pub advantage: Option<f64>,
+    /// Whether the sample was masked out of the loss by a Dr.BoT filter.
+    pub masked: bool,
+}
+
+/// One line of `trajectories/iter_NNNNNN.jsonl`: one episode.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EpisodeRecord {
+    /// Iteration that collected it.
+    pub iteration: u64,
+    /// Task index within the environment's split.
+    pub task: u64,
+    /// Task type (`pick_and_place`, `math`, …).
+    pub task_type: String,
+    /// Task description (goal).
+    pub goal: String,
+    /// Group (task) id within the iteration.
+    pub group: u64,
+    /// Trajectory index within the iteration.
+    pub traj: u64,
+    /// Won.
+    pub won: bool,
+    /// Σ step rewards.
+    pub episode_reward: f64,
+    /// Episode score s_i (filled after reward shaping).
+    pub score: f64,
+    /// The turns.
+    pub turns: Vec<TurnRecord>,
+}
+
+/// Paths inside a run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// The directory itself.
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    /// A run directory at `root` (not created).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    /// `config.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    /// `metrics.jsonl`.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+    /// `eval.jsonl`.
+    pub fn eval(&self) -> PathBuf {
+        self.root.join("eval.jsonl")
+    }
+    /// `trajectories/`.
+    pub fn trajectories_dir(&self) -> PathBuf {
+        self.root.join("trajectories")
+    }
+    /// `trajectories/iter_NNNNNN.jsonl`.
+    pub fn trajectories(&self, iteration: u64) -> PathBuf {
+        self.trajectories_dir()
+            .join(format!("iter_{iteration:06}.jsonl"))
+    }
+    /// `checkpoints/`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+    /// `report.html`.
+    pub fn report(&self) -> PathBuf {
+        self.root.join("report.html")
+    }
+    /// The run's name (last path component).
+    pub fn name(&self) -> String {
+        self.root
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| self.root.display().to_string())
+    }
+}
+
+/// Reads a JSON-lines file into records; a malformed line is an error naming file and line.
+pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: malformed JSON line", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// 95 % Wilson score interval for `k` successes out of `n` (z = 1.96); `(0, 1)` when n = 0.
+pub fn wilson_interval(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.96f64;
+    let n_f = n as f64;
+    let p = k as f64 / n_f;
+    let denom = 1.0 + z * z / n_f;
+    let centre = (p + z * z / (2.0 * n_f)) / denom;
+    let half = z * (p * (1.0 - p) / n_f + z * z / (4.0 * n_f * n_f)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_by_hand() {
+        // k = 5, n = 10: p = 0.5, z²/n = 0.38416, denom = 1.38416,
+        // centre = (0.5 + 0.19208)/1.38416 = 0.5,
+        // half = 1.96·sqrt(0.025 + 3.8416/400)/1.38416 = 1.96·0.186022/1.38416 = 0.263411.
+        let (lo, hi) = wilson_interval(5, 10);
+        assert!((lo - 0.236589).abs() < 1e-5, "{lo}");
+        assert!((hi - 0.763411).abs() < 1e-5, "{hi}");
+        // k = 0: lower bound 0, upper = z²/n / denom = 0.38416/1.38416 = 0.277540.
+        let (lo, hi) = wilson_interval(0, 10);
+        assert_eq!(lo, 0.0);
+        assert!((hi - 0.277540).abs() < 1e-5, "{hi}");
+        assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn records_tolerate_unknown_and_missing_fields() {
+        let m: IterationMetrics =
+            serde_json::from_str(r#"{"iteration": 3, "new_metric": 1.5}"#).unwrap();
+        assert_eq!(m.iteration, 3);
+        assert_eq!(m.success_rate, 0.0);
+    }
+}
