@@ -15,6 +15,7 @@ use crate::stats::{largest_power_of_two_at_most, mean, percentile_linear, std_po
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// The official code caps `trajectory_tolerate_steps` at 10 (spec §2.3).
@@ -24,7 +25,7 @@ pub const MAX_TOLERATE_STEPS: u64 = 10;
 const RECALIBRATION_EPS: f64 = 1e-6;
 
 /// One `update_batch` call's stored samples (`[batch, reward_tensor, infos, global_step]`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BufferEntry {
     /// Training step at which the samples were inserted.
     pub step: u64,
@@ -65,8 +66,9 @@ pub struct ReplayDraw {
     pub skipped: bool,
 }
 
-/// `TrajectoryBufferBatch` (spec §2.3, §2.4).
-#[derive(Debug, Clone)]
+/// `TrajectoryBufferBatch` (spec §2.3, §2.4). Serialisable (with its RNG) so a resumed
+/// run continues exactly where a checkpoint left it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplayBuffer {
     cfg: ReplayConfig,
     entries: Vec<BufferEntry>,

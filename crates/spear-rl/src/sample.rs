@@ -1,15 +1,16 @@
 //! The step-level data model (spec §2.1): one [`StepSample`] is one environment
 //! turn of one trajectory; a [`Batch`] is every step-sample of one training step.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Task group id (`uid` in verl-agent): the G trajectories of one task from the
 /// same initial state share it. An index, not a UUID (determinism, style guide).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GroupId(pub u64);
 
 /// Trajectory id (`traj_uid` in verl-agent), unique within a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TrajId(pub u64);
 
 /// One environment step of one trajectory, as verl-agent trains on it (spec §2.1).
@@ -18,7 +19,7 @@ pub struct TrajId(pub u64);
 /// pipeline of spec §2.8 (rewards → filters → penalty → advantages); the token
 /// vectors are what the loss needs. The token-level advantage is
 /// `advantage × response_mask` ([`StepSample::token_advantages`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepSample {
     /// Task group (`uid`).
     pub uid: GroupId,

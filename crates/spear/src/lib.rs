@@ -5,8 +5,10 @@
 //!
 //! * [`agent`]: verl-agent's prompt templates, history memory and action projection (spec §7).
 //! * [`rollout`]: policy + tasks → step-samples and episode records.
+//! * [`train`]: configuration, presets and the training loop (spec §2.8).
 //! * [`run_dir`]: the run directory layout and its records (metrics, eval, trajectories).
 
 pub mod agent;
 pub mod rollout;
 pub mod run_dir;
+pub mod train;

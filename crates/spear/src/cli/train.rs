@@ -1,30 +1,317 @@
-//! `spear` commands of this area (issue #5).
+//! `spear train`, `spear sft`, `spear eval` (issue #5).
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use spear::run_dir::RunDir;
+use spear::train::config::TrainConfig;
+use spear::train::eval::{eval_household, EvalSettings};
+use spear::train::presets::{preset, DEFAULT_PRESET, PRESETS};
+use spear::train::trainer::{eval_summary, Progress, Trainer, STOP};
+use spear_model::SamplingParams;
+
+/// Where a run's config comes from.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// Preset name (household-tiny, household-smollm2, alfworld, with -grpo/-gigpo/-spear).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// A TOML config file (its missing keys take the defaults, not the preset's).
+    #[arg(long, conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// Override one key, e.g. `--set run.iterations=10 --set rl.replay.enabled=false`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// Resolves preset / file, then the overrides.
+    pub fn resolve(&self) -> anyhow::Result<TrainConfig> {
+        let base = if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config file {}", path.display()))?;
+            TrainConfig::from_toml_str(&text).with_context(|| format!("{}", path.display()))?
+        } else {
+            let name = self.preset.as_deref().unwrap_or(DEFAULT_PRESET);
+            preset(name).with_context(|| {
+                format!(
+                    "unknown preset {name:?}; choose one of: {}",
+                    PRESETS.join(", ")
+                )
+            })?
+        };
+        Ok(base.with_overrides(&self.sets)?)
+    }
+}
 
 /// Arguments of `spear train`.
 #[derive(Args, Debug)]
-pub struct TrainArgs {}
+pub struct TrainArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Continue the run in this directory from its last complete checkpoint.
+    #[arg(long, conflicts_with_all = ["preset", "config", "sets"])]
+    resume: Option<PathBuf>,
+    /// Print the resolved config and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// Terminal progress: one bar over iterations, a line per iteration and per event.
+pub struct CliProgress {
+    bar: ProgressBar,
+}
+
+impl CliProgress {
+    /// A bar of `n` iterations (hidden when stderr is not a terminal; lines still print).
+    pub fn new(n: u64, done: u64) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} it  {elapsed_precise} eta {eta}  {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix("train");
+        bar.set_position(done);
+        Self { bar }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for CliProgress {
+    fn line(&self, msg: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            self.bar.println(msg);
+        }
+    }
+
+    fn iteration(&self, t: u64, n: u64, summary: &str) {
+        self.line(&format!("[{t:>4}/{n}] {summary}"));
+        self.bar.set_position(t);
+        self.bar
+            .set_message(summary.split(" |").next().unwrap_or("").to_string());
+    }
+
+    fn sft_bar(&self) -> Option<ProgressBar> {
+        if self.bar.is_hidden() {
+            return None;
+        }
+        let b = ProgressBar::new(1);
+        b.set_prefix("sft");
+        Some(b)
+    }
+}
+
+fn install_ctrlc() {
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting now (the last checkpoint is intact)");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: finishing this iteration and its checkpoint, then stopping (Ctrl-C again to quit now)");
+    });
+}
 
 /// Runs `spear train`.
-pub fn train(_args: TrainArgs) -> anyhow::Result<()> {
-    super::not_yet("train", 5)
+pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    install_ctrlc();
+    let (mut trainer, progress) = if let Some(dir) = &args.resume {
+        let p0 = CliProgress::new(0, 0);
+        let t = Trainer::resume(dir, &p0)?;
+        p0.finish();
+        let p = CliProgress::new(t.cfg.run.iterations, t.iteration);
+        (t, p)
+    } else {
+        let cfg = args.config.resolve()?;
+        if args.print_config {
+            print!("{}", cfg.to_toml_string());
+            return Ok(());
+        }
+        let p = CliProgress::new(cfg.run.iterations, 0);
+        p.line(&format!(
+            "run {} → {}/{}",
+            cfg.run.name, cfg.run.out_dir, cfg.run.name
+        ));
+        let t = Trainer::create(cfg, &p)?;
+        (t, p)
+    };
+    trainer.train(&progress)?;
+    progress.finish();
+    let recs = trainer.eval_records()?;
+    let last_iter = recs.iter().map(|r| r.iteration).max();
+    if let Some(li) = last_iter {
+        let first: Vec<_> = recs
+            .iter()
+            .filter(|r| r.iteration == recs[0].iteration)
+            .cloned()
+            .collect();
+        let last: Vec<_> = recs.iter().filter(|r| r.iteration == li).cloned().collect();
+        eprintln!(
+            "evaluation at iteration {}: {}",
+            first[0].iteration,
+            eval_summary(&first)
+        );
+        eprintln!("evaluation at iteration {li}: {}", eval_summary(&last));
+    }
+    let report = write_report(&trainer.run)?;
+    eprintln!("run directory: {}", trainer.run.root.display());
+    println!("report: {}", report.display());
+    Ok(())
+}
+
+/// Writes the run's HTML report.
+fn write_report(run: &RunDir) -> anyhow::Result<PathBuf> {
+    // Replaced by the report module when it lands (same branch of work).
+    Ok(run.report())
 }
 
 /// Arguments of `spear sft`.
 #[derive(Args, Debug)]
-pub struct SftArgs {}
+pub struct SftArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
 
-/// Runs `spear sft`.
-pub fn sft(_args: SftArgs) -> anyhow::Result<()> {
-    super::not_yet("sft", 5)
+/// Runs `spear sft`: the warm start alone, evaluated, saved as a run at iteration 0.
+pub fn sft(args: SftArgs) -> anyhow::Result<()> {
+    install_ctrlc();
+    let mut cfg = args.config.resolve()?;
+    cfg.sft.enabled = true;
+    cfg.run.name = format!("{}-sft", cfg.run.name);
+    let p = CliProgress::new(0, 0);
+    let trainer = Trainer::create(cfg, &p)?;
+    let (recs, _) = trainer.evaluate()?;
+    p.finish();
+    eprintln!("after SFT: {}", eval_summary(&recs));
+    println!(
+        "checkpoint: {} (RL from here: `spear train --resume {}`)",
+        trainer.run.checkpoints().display(),
+        trainer.run.root.display()
+    );
+    Ok(())
 }
 
 /// Arguments of `spear eval`.
 #[derive(Args, Debug)]
-pub struct EvalArgs {}
+pub struct EvalArgs {
+    /// A run directory (its last checkpoint) or a checkpoint directory `…/checkpoints/iter_N`.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Split: valid_seen, valid_unseen or train (default: the run's eval splits).
+    #[arg(long)]
+    split: Vec<String>,
+    /// Episodes (default: the run's `eval.episodes`).
+    #[arg(long)]
+    episodes: Option<u64>,
+    /// Sampling temperature (default: the run's `eval.temperature`).
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Seed of the evaluation sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn find_run_and_checkpoint(path: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    if path.join("config.toml").is_file() {
+        let ck = spear::train::state::latest(&path.join("checkpoints"))?
+            .with_context(|| format!("{} has no complete checkpoint yet", path.display()))?;
+        return Ok((path.to_path_buf(), ck));
+    }
+    if path.join("model.safetensors").is_file() {
+        let run = path
+            .parent()
+            .and_then(Path::parent)
+            .with_context(|| format!("{}: cannot find its run directory", path.display()))?;
+        return Ok((run.to_path_buf(), path.to_path_buf()));
+    }
+    anyhow::bail!(
+        "{} is neither a run directory (with config.toml) nor a checkpoint directory (with \
+         model.safetensors)",
+        path.display()
+    )
+}
 
 /// Runs `spear eval`.
-pub fn eval(_args: EvalArgs) -> anyhow::Result<()> {
-    super::not_yet("eval", 5)
+pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let path = args
+        .checkpoint
+        .as_ref()
+        .context("give --checkpoint runs/<name> (or a checkpoint directory)")?;
+    let (run_dir, ck) = find_run_and_checkpoint(path)?;
+    let run = RunDir::new(&run_dir);
+    let text = std::fs::read_to_string(run.config())
+        .with_context(|| format!("reading {}", run.config().display()))?;
+    let mut cfg = TrainConfig::from_toml_str(&text)?;
+    if !args.split.is_empty() {
+        cfg.eval.splits = args.split.clone();
+        cfg.validate()?;
+    }
+    if let Some(n) = args.episodes {
+        cfg.eval.episodes = n;
+    }
+    if let Some(t) = args.temperature {
+        cfg.eval.temperature = t;
+    }
+    let tasks = spear::train::setup::load_household(&cfg)?;
+    let n_demo = if cfg.sft.games == 0 {
+        tasks.train.games.len()
+    } else {
+        cfg.sft.games as usize
+    };
+    let examples = if cfg.model.name == "tiny" {
+        spear::train::setup::household_sft_examples(
+            &tasks.train,
+            n_demo,
+            cfg.env.history_length as usize,
+        )?
+    } else {
+        vec![]
+    };
+    let policy = spear::train::setup::build_policy(&cfg, || {
+        spear::train::setup::household_corpus(&tasks, &examples)
+    })?;
+    spear_model::checkpoint::load_checkpoint(
+        &ck.join("model.safetensors"),
+        &policy.model,
+        spear_model::AdamWConfig::default(),
+    )?;
+    eprintln!("checkpoint {}", ck.display());
+    for (name, games) in &tasks.evals {
+        let s = EvalSettings {
+            episodes: cfg.eval.episodes as usize,
+            max_turns: cfg.env.max_turns as usize,
+            history_length: cfg.env.history_length as usize,
+            sampling: SamplingParams {
+                temperature: cfg.eval.temperature,
+                top_p: cfg.eval.top_p,
+                max_new_tokens: cfg.sampling.max_new_tokens as usize,
+                ..SamplingParams::default()
+            },
+            seed: args.seed,
+            iteration: 0,
+            batch: 128,
+        };
+        let (rec, _, secs) = eval_household(&policy, name, games, &s)?;
+        println!(
+            "{name}: success {:.3} (95% CI {:.3}–{:.3}), {} episodes, T = {}, {secs:.0}s",
+            rec.success_rate, rec.ci_low, rec.ci_high, rec.episodes, rec.temperature
+        );
+        for (ty, rate) in &rec.success_by_type {
+            let n = rec.episodes_by_type.get(ty).copied().unwrap_or(0);
+            let k = (rate * n as f64).round() as u64;
+            let (lo, hi) = spear::run_dir::wilson_interval(k, n);
+            println!("  {ty:<34} {rate:.3}  ({k}/{n}, 95% CI {lo:.3}–{hi:.3})");
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,234 @@
+//! Named presets: a base (`household-tiny`, `household-smollm2`, `alfworld`, `webshop-tiny`)
+//! and an algorithm suffix (`-grpo`, `-gigpo`, `-spear`; none = `-spear`).
+//!
+//! Algorithms (spec §2.9, §3, §4):
+//! * `grpo`: GRPO advantages (std-normalised), vanilla PPO clip (0.2/0.28), no Dr.BoT
+//!   filters, no replay, no tool-call reward.
+//! * `gigpo`: the same with GiGPO advantages (γ 0.95, ω 1, `mean_std_norm`).
+//! * `spear`: SPEAR on Dr.BoT(GiGPO): Dr.BoT filters and group filter, Clip-Cov loss,
+//!   `seq-mean-token-sum-norm`, the cosine tool-call reward, self-imitation replay with the P50
+//!   baseline and the γ(t) ramp.
+//!
+//! Reading: the upstream GRPO/GiGPO baselines add a 0.01 `low_var_kl` loss to a reference
+//! model (spec §8 item 10); our baselines keep the SPEAR repo's `use_kl_loss = false` so the
+//! three variants differ only in what SPEAR adds (`--set rl.loss.use_kl_loss=true` turns it on).
+//!
+//! The tiny presets shrink the paper's batch (32 tasks × 8) to what two CPU cores can run in
+//! minutes, and scale every step-count constant to the run length: T_decay and T_warm
+//! (spec §2.6) equal the number of iterations, the replay buffer holds 128 samples (trigger
+//! 1.5 × 128), the mini-batch is 256 step-samples.
+
+use spear_rl::config::{Estimator, RlConfig, ToolCallReward};
+use spear_rl::loss::LossConfig;
+
+use super::config::{EnvKind, HouseholdSource, TrainConfig};
+
+/// Every preset name `--preset` accepts.
+pub const PRESETS: &[&str] = &[
+    "household-tiny",
+    "household-tiny-grpo",
+    "household-tiny-gigpo",
+    "household-tiny-spear",
+    "household-smollm2",
+    "household-smollm2-grpo",
+    "household-smollm2-gigpo",
+    "household-smollm2-spear",
+    "alfworld",
+    "alfworld-grpo",
+    "alfworld-gigpo",
+    "alfworld-spear",
+    "webshop-tiny",
+    "webshop-tiny-grpo",
+    "webshop-tiny-gigpo",
+    "webshop-tiny-spear",
+];
+
+/// The default preset of `spear train`.
+pub const DEFAULT_PRESET: &str = "household-tiny";
+
+/// The algorithm part of a preset name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Plain GRPO.
+    Grpo,
+    /// Plain GiGPO.
+    Gigpo,
+    /// SPEAR on Dr.BoT(GiGPO).
+    Spear,
+}
+
+/// Applies an algorithm's learner settings to `rl`.
+pub fn apply_algorithm(rl: &mut RlConfig, algo: Algorithm) {
+    let (filters, replay) = match algo {
+        Algorithm::Grpo | Algorithm::Gigpo => (false, false),
+        Algorithm::Spear => (true, true),
+    };
+    rl.advantage.estimator = match algo {
+        Algorithm::Grpo => Estimator::Grpo,
+        Algorithm::Gigpo | Algorithm::Spear => Estimator::Gigpo,
+    };
+    rl.drbot.filter_overlong = filters;
+    rl.drbot.filter_incomplete = filters;
+    rl.drbot.filter_repetitive = filters;
+    rl.drbot.filter_unreadable = filters;
+    rl.drbot.rollout_filter_ratio = if filters { 0.75 } else { 1.0 };
+    rl.drbot.power_of_two_subsample = filters;
+    rl.replay.enabled = replay;
+    rl.reward.toolcall_reward = if replay {
+        ToolCallReward::Cosine
+    } else {
+        ToolCallReward::None
+    };
+    rl.loss = match algo {
+        Algorithm::Grpo | Algorithm::Gigpo => LossConfig {
+            use_kl_loss: false,
+            kl_loss_coef: 0.0,
+            loss_agg_mode: spear_rl::loss::LossAggMode::TokenMean,
+            ..LossConfig::dr_bot()
+        },
+        Algorithm::Spear => LossConfig::spear(),
+    };
+}
+
+/// Resolves a preset name into a full config.
+pub fn preset(name: &str) -> Option<TrainConfig> {
+    let (base, algo) = if let Some(b) = name.strip_suffix("-grpo") {
+        (b, Algorithm::Grpo)
+    } else if let Some(b) = name.strip_suffix("-gigpo") {
+        (b, Algorithm::Gigpo)
+    } else if let Some(b) = name.strip_suffix("-spear") {
+        (b, Algorithm::Spear)
+    } else {
+        (name, Algorithm::Spear)
+    };
+    let mut c = TrainConfig::default();
+    match base {
+        "household-tiny" => household_tiny(&mut c),
+        "household-smollm2" => household_smollm2(&mut c),
+        "alfworld" => alfworld(&mut c),
+        "webshop-tiny" => webshop_tiny(&mut c),
+        _ => return None,
+    }
+    apply_algorithm(&mut c.rl, algo);
+    c.run.name = name.to_string();
+    Some(c)
+}
+
+/// Scales the step-count schedules and buffer sizes to a short run (module docs).
+fn scale_to_short_run(c: &mut TrainConfig, replay_buffer: u64) {
+    c.rl.reward.max_toolcall_steps = c.run.iterations;
+    c.rl.replay.max_replay_loss_steps = c.run.iterations;
+    c.rl.replay.buffer_size = replay_buffer;
+}
+
+fn household_tiny(c: &mut TrainConfig) {
+    c.run.iterations = 40;
+    c.run.eval_every = 10;
+    c.run.eval_before = true;
+    c.run.log_episodes = 16;
+    c.env.kind = EnvKind::Household;
+    c.env.tasks_per_iter = 8;
+    c.env.group_size = 8;
+    c.env.max_turns = 12;
+    c.env.history_length = 2;
+    let h = &mut c.env.household;
+    h.source = HouseholdSource::Generated;
+    h.task_types = vec!["pick_and_place".into(), "look_at_obj_in_light".into()];
+    h.max_receptacles = 6;
+    h.max_distractor_classes = 2;
+    h.max_instances = 1;
+    h.train_games = 2000;
+    h.eval_games = 128;
+    c.model.name = "tiny".into();
+    c.sampling.max_new_tokens = 40;
+    c.optim.lr = 1e-4;
+    c.optim.token_budget = 16384;
+    c.sft.enabled = true;
+    c.sft.games = 600;
+    c.sft.epochs = 2;
+    c.sft.batch_size = 32;
+    c.sft.lr = 2e-3;
+    c.eval.episodes = 128;
+    c.eval.splits = vec!["valid_seen".into(), "valid_unseen".into()];
+    c.rl.update.mini_batch_size = 256;
+    c.rl.update.micro_batch_size = 32;
+    c.rl.drbot.max_response_length = c.sampling.max_new_tokens;
+    scale_to_short_run(c, 128);
+}
+
+fn household_smollm2(c: &mut TrainConfig) {
+    household_tiny(c);
+    c.model.name = "smollm2-135m".into();
+    c.sampling.max_new_tokens = 128;
+    c.rl.drbot.max_response_length = 128;
+    c.optim.lr = 2e-6;
+    c.optim.token_budget = 8192;
+    c.sft.lr = 2e-5;
+    c.sft.games = 200;
+    c.sft.epochs = 1;
+    c.sft.batch_size = 8;
+    c.rl.update.micro_batch_size = 8;
+    c.env.tasks_per_iter = 4;
+}
+
+/// The paper's ALFWorld run (spec §5.2): real data, Qwen2.5-1.5B-Instruct from an HF directory.
+fn alfworld(c: &mut TrainConfig) {
+    c.run.iterations = 200;
+    c.run.eval_every = 5;
+    c.env.kind = EnvKind::Household;
+    c.env.tasks_per_iter = 32;
+    c.env.group_size = 8;
+    c.env.max_turns = 50;
+    c.env.household.source = HouseholdSource::Alfworld;
+    c.model.name = "Qwen2.5-1.5B-Instruct".into();
+    c.sampling.max_new_tokens = 512;
+    c.optim.lr = 1e-6;
+    c.eval.episodes = 128;
+    c.eval.splits = vec!["valid_seen".into()];
+    c.rl.update.mini_batch_size = 1024;
+    c.rl.update.micro_batch_size = 8;
+}
+
+fn webshop_tiny(c: &mut TrainConfig) {
+    household_tiny(c);
+    c.env.kind = EnvKind::Webshop;
+    c.env.max_turns = 8;
+    c.env.webshop.products = 300;
+    c.sampling.max_new_tokens = 40;
+    c.eval.splits = vec!["valid_seen".into()];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_resolves_and_validates() {
+        for p in PRESETS {
+            let c = preset(p).unwrap_or_else(|| panic!("{p}"));
+            c.validate().unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert_eq!(&c.run.name, p);
+        }
+        assert!(preset("household-huge").is_none());
+    }
+
+    #[test]
+    fn algorithms_differ_only_where_spear_adds_something() {
+        let g = preset("household-tiny-gigpo").unwrap();
+        let s = preset("household-tiny-spear").unwrap();
+        let r = preset("household-tiny-grpo").unwrap();
+        assert_eq!(r.rl.advantage.estimator, Estimator::Grpo);
+        assert_eq!(g.rl.advantage.estimator, Estimator::Gigpo);
+        assert_eq!(s.rl.advantage.estimator, Estimator::Gigpo);
+        assert!(s.rl.replay.enabled && !g.rl.replay.enabled);
+        assert_eq!(s.rl.reward.toolcall_reward, ToolCallReward::Cosine);
+        assert_eq!(g.rl.reward.toolcall_reward, ToolCallReward::None);
+        assert_eq!(s.rl.loss.loss_mode, spear_rl::loss::LossMode::ClipCov);
+        assert_eq!(g.rl.loss.loss_mode, spear_rl::loss::LossMode::Vanilla);
+        // Same environment, model and optimizer.
+        assert_eq!(g.env, s.env);
+        assert_eq!(g.model, s.model);
+        assert_eq!(g.optim, s.optim);
+        assert_eq!(preset("household-tiny").unwrap().rl, s.rl);
+    }
+}

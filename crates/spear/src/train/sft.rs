@@ -1,0 +1,150 @@
+//! Supervised warm start (`spear sft`, and `[sft] enabled` before RL): token-mean
+//! cross-entropy of the demonstration responses given their prompts, AdamW with a 5 % linear
+//! warmup and cosine decay to 10 % of the peak learning rate, global-norm clip 1.0.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use spear_model::{AdamW, AdamWConfig, Grads, LrSchedule, Mode, Policy, ScoreItem};
+
+use super::setup::{prompt_ids, response_ids, SftExample};
+
+/// Settings of one SFT run.
+#[derive(Debug, Clone)]
+pub struct SftSettings {
+    /// Passes over the examples.
+    pub epochs: usize,
+    /// Examples per optimizer step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Padded tokens per forward pass.
+    pub token_budget: usize,
+    /// Shuffling seed.
+    pub seed: u64,
+}
+
+/// What SFT did.
+#[derive(Debug, Clone, Default)]
+pub struct SftReport {
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Mean loss of the first and the last 10 % of steps.
+    pub first_loss: f64,
+    /// Mean loss of the last 10 % of steps.
+    pub last_loss: f64,
+    /// Examples.
+    pub examples: usize,
+    /// Tokens per second (prompt + response, forward + backward).
+    pub tokens_per_s: f64,
+    /// Seconds.
+    pub secs: f64,
+}
+
+/// Trains `policy` on `examples`; `bar` (if any) shows steps with the running loss.
+pub fn run_sft(
+    policy: &Policy,
+    examples: &[SftExample],
+    s: &SftSettings,
+    bar: Option<&ProgressBar>,
+) -> anyhow::Result<SftReport> {
+    anyhow::ensure!(!examples.is_empty(), "no demonstrations to train on");
+    let start = Instant::now();
+    let encoded: Vec<(Vec<u32>, Vec<u32>)> = examples
+        .iter()
+        .map(|e| {
+            Ok((
+                prompt_ids(policy, &e.prompt)?,
+                response_ids(policy, &e.response)?,
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let max_pos = policy.model.config().max_position_embeddings;
+    if let Some((p, r)) = encoded.iter().find(|(p, r)| p.len() + r.len() > max_pos) {
+        anyhow::bail!(
+            "a demonstration of {} tokens exceeds the model's {max_pos} positions: raise \
+             model.max_position_embeddings or lower env.history_length",
+            p.len() + r.len()
+        );
+    }
+    let batches_per_epoch = encoded.len().div_ceil(s.batch_size);
+    let total = (batches_per_epoch * s.epochs) as u64;
+    let schedule = LrSchedule::Cosine {
+        warmup: (total / 20).max(1),
+        total,
+        min_ratio: 0.1,
+    };
+    let mut opt = AdamW::new(AdamWConfig {
+        weight_decay: s.weight_decay,
+        ..AdamWConfig::default()
+    });
+    if let Some(b) = bar {
+        b.set_length(total);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
+    let mut losses = vec![];
+    let mut tokens = 0u64;
+    for _ in 0..s.epochs {
+        let mut order: Vec<usize> = (0..encoded.len()).collect();
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(s.batch_size) {
+            let n_tok: usize = chunk.iter().map(|&i| encoded[i].1.len()).sum();
+            let mut grads = Grads::new();
+            let mut loss_sum = 0.0;
+            let lengths: Vec<usize> = chunk
+                .iter()
+                .map(|&i| encoded[i].0.len() + encoded[i].1.len())
+                .collect();
+            for group in spear_model::plan_micro_batches(&lengths, s.token_budget) {
+                let items: Vec<ScoreItem<'_>> = group
+                    .iter()
+                    .map(|&k| ScoreItem {
+                        prompt: &encoded[chunk[k]].0,
+                        response: &encoded[chunk[k]].1,
+                    })
+                    .collect();
+                let scored = policy.score(&items, Mode::Train, false)?;
+                // Token-mean over the whole batch: Σ −log p / n_tok.
+                let loss = scored
+                    .logprobs
+                    .sum_all()?
+                    .affine(-1.0 / n_tok as f64, 0.0)?;
+                loss_sum += loss.to_scalar::<f32>()? as f64;
+                let store = loss.backward()?;
+                grads.accumulate(&store, policy.model.params())?;
+                tokens += group.iter().map(|&k| lengths[k] as u64).sum::<u64>();
+            }
+            grads.clip_global_norm(1.0)?;
+            let lr = schedule.lr_at(s.lr, opt.step);
+            opt.step(policy.model.params(), &grads, lr)?;
+            losses.push(loss_sum);
+            if let Some(b) = bar {
+                b.inc(1);
+                b.set_message(format!("loss {loss_sum:.3}"));
+            }
+        }
+    }
+    let k = (losses.len() / 10).max(1);
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+    let secs = start.elapsed().as_secs_f64();
+    Ok(SftReport {
+        steps: losses.len() as u64,
+        first_loss: mean(&losses[..k]),
+        last_loss: mean(&losses[losses.len() - k..]),
+        examples: examples.len(),
+        tokens_per_s: tokens as f64 / secs.max(1e-9),
+        secs,
+    })
+}

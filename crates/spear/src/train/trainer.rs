@@ -1,0 +1,573 @@
+//! One training run (spec §2.8): rollout → rewards (extrinsic + SPEAR's decaying tool-call
+//! reward) → Dr.BoT filters → invalid-action penalty → advantages → SIL replay draw →
+//! on-policy then replay updates → buffer update → evaluation → checkpoint.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use rand::seq::index::sample as sample_indices;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use spear_envs::household::HouseholdEnv;
+use spear_model::{AdamW, AdamWConfig, LrSchedule, Policy, SamplingParams};
+use spear_rl::advantage::compute_advantages;
+use spear_rl::drbot::{apply_response_filters, filter_groups_by_std, response_flags};
+use spear_rl::replay::ReplayBuffer;
+use spear_rl::reward::{
+    apply_invalid_action_penalty, assign_episode_scores, compute_step_returns, toolcall_mode_weight,
+};
+use spear_rl::sample::Batch;
+use spear_rl::schedule::replay_weight;
+use spear_rl::update_plan::UpdatePlan;
+
+use super::config::{EnvKind, TrainConfig};
+use super::eval::{eval_household, EvalSettings};
+use super::setup::{self, HouseholdTasks};
+use super::sft::{run_sft, SftSettings};
+use super::state::{self, TrainerState};
+use super::update::run_update;
+use crate::rollout::agent::{mix_seed, rollout_agent, AgentRolloutParams};
+use crate::run_dir::{EpisodeRecord, EvalRecord, IterationMetrics, PhaseTimes, RunDir};
+
+/// Set by Ctrl-C: finish the current iteration's writes, then stop.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Where progress goes: an indicatif bar on a terminal, plain lines otherwise.
+pub trait Progress {
+    /// A one-line message.
+    fn line(&self, msg: &str);
+    /// Iteration `t` of `n` finished.
+    fn iteration(&self, t: u64, n: u64, summary: &str);
+    /// A bar for the warm start (None: no bar).
+    fn sft_bar(&self) -> Option<indicatif::ProgressBar>;
+}
+
+/// No output (tests).
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn line(&self, _msg: &str) {}
+    fn iteration(&self, _t: u64, _n: u64, _summary: &str) {}
+    fn sft_bar(&self) -> Option<indicatif::ProgressBar> {
+        None
+    }
+}
+
+/// A training run in memory.
+pub struct Trainer {
+    /// The resolved config.
+    pub cfg: TrainConfig,
+    /// The run directory.
+    pub run: RunDir,
+    /// The policy being trained.
+    pub policy: Policy,
+    opt: AdamW,
+    buffer: ReplayBuffer,
+    rng: ChaCha8Rng,
+    /// Last completed iteration.
+    pub iteration: u64,
+    elapsed: f64,
+    tasks: HouseholdTasks,
+    sft_examples: Vec<setup::SftExample>,
+}
+
+fn adamw_config(cfg: &TrainConfig) -> AdamWConfig {
+    AdamWConfig {
+        beta1: cfg.optim.beta1,
+        beta2: cfg.optim.beta2,
+        weight_decay: cfg.optim.weight_decay,
+        ..AdamWConfig::default()
+    }
+}
+
+fn append_jsonl<T: serde::Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut line = serde_json::to_string(rec)?;
+    line.push('\n');
+    f.write_all(line.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.sync_data().ok();
+    Ok(())
+}
+
+/// Keeps only the lines of a JSONL file whose `iteration` is at most `max_iter` (a run killed
+/// after logging but before its checkpoint resumes without duplicates).
+fn truncate_jsonl(path: &Path, max_iter: u64) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("iteration").and_then(|i| i.as_u64()))
+                .is_some_and(|i| i <= max_iter)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    spear_model::checkpoint::write_atomic(path, kept.as_bytes())?;
+    Ok(())
+}
+
+impl Trainer {
+    /// Starts a new run in `<out_dir>/<name>` (which must not hold a run yet).
+    pub fn create(cfg: TrainConfig, progress: &dyn Progress) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            cfg.env.kind == EnvKind::Household,
+            "env.kind = {:?}: the trainer runs the household environment in this version",
+            cfg.env.kind
+        );
+        let run = RunDir::new(Path::new(&cfg.run.out_dir).join(&cfg.run.name));
+        anyhow::ensure!(
+            !run.metrics().exists() && !run.checkpoints().join("latest").exists(),
+            "{} already holds a run: continue it with `spear train --resume {}`, or pick another \
+             name with `--set run.name=...`",
+            run.root.display(),
+            run.root.display()
+        );
+        std::fs::create_dir_all(run.trajectories_dir())
+            .with_context(|| format!("creating {}", run.root.display()))?;
+        spear_model::checkpoint::write_atomic(&run.config(), cfg.to_toml_string().as_bytes())?;
+        let mut t = Self::build(cfg, run, progress)?;
+        t.warm_start(progress)?;
+        t.checkpoint()?;
+        Ok(t)
+    }
+
+    /// Continues the run in `dir` from its last complete checkpoint.
+    pub fn resume(dir: &Path, progress: &dyn Progress) -> anyhow::Result<Self> {
+        let run = RunDir::new(dir);
+        let text = std::fs::read_to_string(run.config()).with_context(|| {
+            format!(
+                "{} has no config.toml: is it a run directory made by `spear train`?",
+                dir.display()
+            )
+        })?;
+        let cfg = TrainConfig::from_toml_str(&text)
+            .with_context(|| format!("{}", run.config().display()))?;
+        let mut t = Self::build(cfg, run, progress)?;
+        match state::latest(&t.run.checkpoints())? {
+            Some(ck) => {
+                let (opt, rng, st) = state::load(&ck, &t.policy, adamw_config(&t.cfg))?;
+                t.opt = opt;
+                t.rng = rng;
+                t.iteration = st.iteration;
+                t.elapsed = st.elapsed;
+                t.buffer = st.buffer;
+                progress.line(&format!(
+                    "resuming {} after iteration {} ({})",
+                    t.run.name(),
+                    t.iteration,
+                    ck.display()
+                ));
+            }
+            None => {
+                progress.line("no complete checkpoint yet: starting the run over");
+                t.warm_start(progress)?;
+                t.checkpoint()?;
+            }
+        }
+        truncate_jsonl(&t.run.metrics(), t.iteration)?;
+        truncate_jsonl(&t.run.eval(), t.iteration)?;
+        Ok(t)
+    }
+
+    fn build(cfg: TrainConfig, run: RunDir, progress: &dyn Progress) -> anyhow::Result<Self> {
+        let t0 = Instant::now();
+        let tasks = setup::load_household(&cfg)?;
+        let n_demo = if cfg.sft.games == 0 {
+            tasks.train.games.len()
+        } else {
+            cfg.sft.games as usize
+        };
+        let sft_examples = if cfg.sft.enabled || cfg.model.name == "tiny" {
+            setup::household_sft_examples(&tasks.train, n_demo, cfg.env.history_length as usize)?
+        } else {
+            vec![]
+        };
+        let policy = setup::build_policy(&cfg, || setup::household_corpus(&tasks, &sft_examples))?;
+        progress.line(&format!(
+            "{} training games, {} evaluation splits, {} demonstrations; policy {} ({:.2} M \
+             parameters, vocabulary {}) in {:.1}s",
+            tasks.train.games.len(),
+            tasks.evals.len(),
+            sft_examples.len(),
+            cfg.model.name,
+            policy.model.params().num_params() as f64 / 1e6,
+            policy.tokenizer.vocab_size(),
+            t0.elapsed().as_secs_f64()
+        ));
+        let seed = cfg.run.seed;
+        Ok(Self {
+            opt: AdamW::new(adamw_config(&cfg)),
+            buffer: ReplayBuffer::new(&cfg.rl.replay, mix_seed(&[seed, 0xB0FF])),
+            rng: ChaCha8Rng::seed_from_u64(mix_seed(&[seed, 0x7A1])),
+            iteration: 0,
+            elapsed: 0.0,
+            tasks,
+            sft_examples,
+            policy,
+            cfg,
+            run,
+        })
+    }
+
+    fn warm_start(&mut self, progress: &dyn Progress) -> anyhow::Result<()> {
+        if !self.cfg.sft.enabled {
+            return Ok(());
+        }
+        let s = SftSettings {
+            epochs: self.cfg.sft.epochs as usize,
+            batch_size: self.cfg.sft.batch_size as usize,
+            lr: self.cfg.sft.lr,
+            weight_decay: self.cfg.optim.weight_decay,
+            token_budget: self.cfg.optim.token_budget as usize,
+            seed: mix_seed(&[self.cfg.run.seed, 0x5F7]),
+        };
+        progress.line(&format!(
+            "warm start: SFT on {} expert steps, {} epoch(s)",
+            self.sft_examples.len(),
+            s.epochs
+        ));
+        let bar = progress.sft_bar();
+        let rep = run_sft(&self.policy, &self.sft_examples, &s, bar.as_ref())?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        progress.line(&format!(
+            "warm start done: {} steps, loss {:.3} → {:.3}, {:.0} tokens/s, {:.0}s",
+            rep.steps, rep.first_loss, rep.last_loss, rep.tokens_per_s, rep.secs
+        ));
+        self.elapsed += rep.secs;
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> anyhow::Result<()> {
+        let st = TrainerState {
+            iteration: self.iteration,
+            elapsed: self.elapsed,
+            buffer: self.buffer.clone(),
+        };
+        state::save(
+            &self.run.checkpoints(),
+            &self.policy,
+            &self.opt,
+            &self.rng,
+            &st,
+        )?;
+        Ok(())
+    }
+
+    fn train_sampling(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.cfg.sampling.temperature,
+            top_p: self.cfg.sampling.top_p,
+            top_k: self.cfg.sampling.top_k as usize,
+            max_new_tokens: self.cfg.sampling.max_new_tokens as usize,
+            ..SamplingParams::default()
+        }
+    }
+
+    /// Evaluates every configured split at the current iteration and appends `eval.jsonl`.
+    pub fn evaluate(&self) -> anyhow::Result<(Vec<EvalRecord>, f64)> {
+        let mut recs = vec![];
+        let mut secs = 0.0;
+        for (name, games) in &self.tasks.evals {
+            let s = EvalSettings {
+                episodes: self.cfg.eval.episodes as usize,
+                max_turns: self.cfg.env.max_turns as usize,
+                history_length: self.cfg.env.history_length as usize,
+                sampling: SamplingParams {
+                    temperature: self.cfg.eval.temperature,
+                    top_p: self.cfg.eval.top_p,
+                    ..self.train_sampling()
+                },
+                seed: mix_seed(&[self.cfg.run.seed, self.iteration, 0xE]),
+                iteration: self.iteration,
+                batch: 128,
+            };
+            let (rec, _eps, t) = eval_household(&self.policy, name, games, &s)?;
+            secs += t;
+            append_jsonl(&self.run.eval(), &rec)?;
+            recs.push(rec);
+        }
+        Ok((recs, secs))
+    }
+
+    /// Runs iterations until `run.iterations` (or Ctrl-C), evaluating and checkpointing.
+    pub fn train(&mut self, progress: &dyn Progress) -> anyhow::Result<()> {
+        if self.iteration == 0 && self.cfg.run.eval_before && !self.run.eval().exists() {
+            let (recs, _) = self.evaluate()?;
+            progress.line(&format!("before RL: {}", eval_summary(&recs)));
+        }
+        while self.iteration < self.cfg.run.iterations {
+            if STOP.load(Ordering::SeqCst) {
+                progress.line(&format!(
+                    "stopped after iteration {}; continue with `spear train --resume {}`",
+                    self.iteration,
+                    self.run.root.display()
+                ));
+                return Ok(());
+            }
+            let m = self.step()?;
+            let summary = format!(
+                "success {:.2} reward {:.2} valid {:.2} replay {} | gen {:.1}s upd {:.1}s",
+                m.success_rate,
+                m.episode_reward,
+                m.valid_action_rate,
+                m.replay_samples,
+                m.time.generate,
+                m.time.update
+            );
+            progress.iteration(self.iteration, self.cfg.run.iterations, &summary);
+        }
+        Ok(())
+    }
+
+    /// One iteration `t = iteration + 1`; logs, evaluates and checkpoints as configured.
+    pub fn step(&mut self) -> anyhow::Result<IterationMetrics> {
+        let start = Instant::now();
+        let t = self.iteration + 1;
+        let cfg = self.cfg.clone();
+        let rl = &cfg.rl;
+        let g = cfg.env.group_size as usize;
+        let n_tasks = (cfg.env.tasks_per_iter as usize).min(self.tasks.train.games.len());
+        let mut tasks: Vec<usize> =
+            sample_indices(&mut self.rng, self.tasks.train.games.len(), n_tasks).into_vec();
+        tasks.sort_unstable();
+        let mut envs = HouseholdEnv::group(
+            self.tasks.train.games.clone(),
+            n_tasks * g,
+            cfg.env.max_turns as usize,
+        );
+        let params = AgentRolloutParams {
+            group_size: g,
+            max_turns: cfg.env.max_turns as usize,
+            history_length: cfg.env.history_length as usize,
+            sampling: self.train_sampling(),
+            seed: mix_seed(&[cfg.run.seed, 0x5A]),
+            iteration: t,
+            keep_prompts: cfg.run.log_episodes > 0,
+        };
+        let out = rollout_agent(&self.policy, &mut envs, &tasks, &params)?;
+        let mut episodes = out.episodes;
+
+        // 2. Rewards and Dr.BoT filters (spec §2.8).
+        let t_adv = Instant::now();
+        let mut batch = Batch::new(out.samples);
+        compute_step_returns(&mut batch, rl.gigpo.gamma);
+        assign_episode_scores(&mut batch, t, &rl.reward);
+        for e in &mut episodes {
+            if let Some(s) = batch.samples.iter().find(|s| s.traj_uid.0 == e.traj) {
+                e.score = s.score;
+            }
+        }
+        let flags: Vec<_> = batch
+            .samples
+            .iter()
+            .map(|s| {
+                let text = &episodes[s.traj_uid.0 as usize].turns[s.step_index as usize].response;
+                response_flags(&s.response_tokens, text, &rl.drbot)
+            })
+            .collect();
+        let filter_stats = apply_response_filters(&mut batch, &flags, &rl.drbot);
+        let valid_rate = if batch.is_empty() {
+            0.0
+        } else {
+            batch.samples.iter().filter(|s| s.is_action_valid).count() as f64 / batch.len() as f64
+        };
+        let samples_total = batch.len();
+        let (mut kept, _report) = filter_groups_by_std(&batch, &rl.drbot, &mut self.rng)?;
+        // 4. Invalid-action penalty; 5. advantages.
+        apply_invalid_action_penalty(&mut kept, rl.reward.invalid_action_penalty);
+        compute_advantages(&mut kept, &rl.advantage, &rl.gigpo);
+        // 6. The SIL batch.
+        let draw = if rl.replay.enabled {
+            self.buffer.maybe_replay()
+        } else {
+            None
+        };
+        let replay_samples = draw.as_ref().map(|d| d.samples.clone()).unwrap_or_default();
+        let adv_secs = t_adv.elapsed().as_secs_f64();
+
+        // 7. Actor update.
+        let plan = UpdatePlan::build(kept.len(), replay_samples.len(), t, &rl.update, &rl.replay);
+        let lr = cfg.optim.lr;
+        let schedule = LrSchedule::Warmup {
+            warmup: cfg.optim.warmup_steps,
+        };
+        let stats = run_update(
+            &self.policy,
+            &mut self.opt,
+            &plan,
+            &kept.samples,
+            &replay_samples,
+            rl,
+            &|step| schedule.lr_at(lr, step),
+            cfg.optim.token_budget as usize,
+            rl.drbot.max_response_length as usize,
+            &mut self.rng,
+        )?;
+
+        // 8. Buffer update.
+        let t_buf = Instant::now();
+        if rl.replay.enabled {
+            self.buffer.update(&kept, t);
+        }
+        let adv_secs = adv_secs + t_buf.elapsed().as_secs_f64();
+        self.iteration = t;
+
+        // Trajectory records: advantages of the trained samples.
+        let adv: HashMap<(u64, u32), (f64, bool)> = kept
+            .samples
+            .iter()
+            .map(|s| {
+                (
+                    (s.traj_uid.0, s.step_index),
+                    (s.advantage, !s.has_loss_tokens()),
+                )
+            })
+            .collect();
+        for (k, s) in batch.samples.iter().enumerate() {
+            let turn = &mut episodes[s.traj_uid.0 as usize].turns[s.step_index as usize];
+            turn.masked = !s.has_loss_tokens();
+            if let Some(&(a, _)) = adv.get(&(s.traj_uid.0, s.step_index)) {
+                turn.advantage = Some(a);
+            }
+            let _ = k;
+        }
+
+        // 9. Evaluation.
+        let mut eval_secs = 0.0;
+        let mut evals = vec![];
+        if cfg.run.eval_every > 0 && (t % cfg.run.eval_every == 0 || t == cfg.run.iterations) {
+            let (recs, secs) = self.evaluate()?;
+            eval_secs = secs;
+            evals = recs;
+        }
+
+        // Metrics.
+        let on = stats.on_policy.mean();
+        let rp = stats.replay.mean();
+        let n_ep = episodes.len().max(1) as f64;
+        let mut by_type: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        for e in &episodes {
+            let x = by_type.entry(e.task_type.clone()).or_default();
+            x.0 += e.won as u8 as f64;
+            x.1 += 1.0;
+        }
+        let t_save = Instant::now();
+        let mut m = IterationMetrics {
+            iteration: t,
+            success_rate: episodes.iter().filter(|e| e.won).count() as f64 / n_ep,
+            success_by_type: by_type.into_iter().map(|(k, (w, n))| (k, w / n)).collect(),
+            episode_reward: episodes.iter().map(|e| e.episode_reward).sum::<f64>() / n_ep,
+            episode_length: episodes.iter().map(|e| e.turns.len() as f64).sum::<f64>() / n_ep,
+            score: episodes.iter().map(|e| e.score).sum::<f64>() / n_ep,
+            task_score: episodes.iter().filter(|e| e.won).count() as f64 / n_ep,
+            valid_action_rate: valid_rate,
+            samples: samples_total as u64,
+            masked_samples: filter_stats.masked as u64,
+            trained_samples: kept.len() as u64,
+            entropy: on.entropy,
+            approx_kl: on.ppo_kl,
+            clip_frac: on.pg_clipfrac,
+            clip_frac_dual: on.dual_clipfrac,
+            clip_cov_frac: on.clip_cov_frac,
+            replay_clip_cov_frac: rp.clip_cov_frac,
+            pg_loss: on.pg_loss,
+            grad_norm: if stats.grad_norms.is_empty() {
+                0.0
+            } else {
+                stats.grad_norms.iter().sum::<f64>() / stats.grad_norms.len() as f64
+            },
+            lr: stats.lr,
+            toolcall_coef: toolcall_mode_weight(
+                rl.reward.toolcall_reward,
+                t,
+                rl.reward.max_toolcall_steps,
+            ),
+            sil_weight: if rl.replay.enabled {
+                replay_weight(
+                    t,
+                    rl.replay.max_replay_loss_steps,
+                    rl.replay.replay_loss_coef,
+                )
+            } else {
+                0.0
+            },
+            buffer_samples: self.buffer.stored_samples() as u64,
+            replay_samples: replay_samples.len() as u64,
+            replay_p50: draw.as_ref().and_then(|d| d.p50_mean),
+            gen_tokens_per_s: out.generated_tokens as f64 / out.generate_secs.max(1e-9),
+            train_tokens_per_s: stats.tokens as f64 / stats.secs.max(1e-9),
+            time: PhaseTimes {
+                generate: out.generate_secs,
+                env: out.env_secs,
+                advantage: adv_secs,
+                update: stats.secs,
+                eval: eval_secs,
+                save: 0.0,
+                total: 0.0,
+            },
+            elapsed: 0.0,
+        };
+        if cfg.run.log_episodes > 0 {
+            let n = cfg.run.log_episodes as usize;
+            let path = self.run.trajectories(t);
+            let mut text = String::new();
+            for e in episodes.iter().take(n) {
+                text.push_str(&serde_json::to_string(e)?);
+                text.push('\n');
+            }
+            spear_model::checkpoint::write_atomic(&path, text.as_bytes())?;
+        }
+        m.time.save = t_save.elapsed().as_secs_f64();
+        m.time.total = start.elapsed().as_secs_f64();
+        self.elapsed += m.time.total;
+        m.elapsed = self.elapsed;
+        // Log first, then checkpoint: a resume drops log lines newer than its checkpoint.
+        append_jsonl(&self.run.metrics(), &m)?;
+        if t % cfg.run.save_every == 0 || t == cfg.run.iterations || STOP.load(Ordering::SeqCst) {
+            self.checkpoint()?;
+        }
+        let _ = evals;
+        Ok(m)
+    }
+
+    /// The run's evaluation records so far.
+    pub fn eval_records(&self) -> anyhow::Result<Vec<EvalRecord>> {
+        if !self.run.eval().exists() {
+            return Ok(vec![]);
+        }
+        crate::run_dir::read_jsonl(&self.run.eval())
+    }
+
+    /// The training episodes' records are written per iteration; this reads one back.
+    pub fn episodes(&self, iteration: u64) -> anyhow::Result<Vec<EpisodeRecord>> {
+        crate::run_dir::read_jsonl(&self.run.trajectories(iteration))
+    }
+}
+
+/// `valid_seen 0.42 [0.34, 0.51] · valid_unseen …`.
+pub fn eval_summary(recs: &[EvalRecord]) -> String {
+    recs.iter()
+        .map(|r| {
+            format!(
+                "{} {:.2} [{:.2}, {:.2}] (n={})",
+                r.split, r.success_rate, r.ci_low, r.ci_high, r.episodes
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
