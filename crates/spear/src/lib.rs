@@ -6,7 +6,9 @@
 //! * [`agent`]: verl-agent's prompt templates, history memory and action projection (spec §7).
 //! * [`rollout`]: policy + tasks → step-samples and episode records.
 //! * [`run_dir`]: the run directory layout and its records (metrics, eval, trajectories).
+//! * [`report`]: `spear report`, one self-contained HTML page comparing runs.
 
 pub mod agent;
+pub mod report;
 pub mod rollout;
 pub mod run_dir;
