@@ -452,6 +452,26 @@ fn renders_in_headless_chromium_without_console_errors() {
     );
     // the hostile observation is text, not markup
     assert!(dom.contains("&lt;/script&gt;&lt;script&gt;alert"));
+    // hovering the first chart (success_rate, iterations 1..20) shows a tooltip with both
+    // runs' values at the nearest iteration: the plot spans x 56..464 of the 480-wide viewBox,
+    // so x = 250 is iteration 1 + (250 − 56)/408 · 19 = 10.03, nearest 10
+    let hover = tmp.join("hover.html");
+    let html = std::fs::read_to_string(&out).unwrap();
+    let probe = r#"<script>(function () {
+        var svg = document.querySelector('svg.chart');
+        var r = svg.getBoundingClientRect();
+        svg.dispatchEvent(new MouseEvent('mousemove', {bubbles: true,
+            clientX: r.left + r.width * 250 / 480, clientY: r.top + r.height / 2}));
+    })();</script></body>"#;
+    std::fs::write(&hover, html.replacen("</body>", probe, 1)).unwrap();
+    let (dom, stderr) = chromium(&hover, &profile, &["--dump-dom".into()]);
+    let errors = page_errors(&stderr);
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+    let tip_at = dom.find(r#"id="tooltip""#).expect("tooltip element");
+    let tip = &dom[tip_at..][..dom[tip_at..].find("</div></div>").unwrap_or(600).min(2000)];
+    assert!(!tip.contains("hidden"), "tooltip not shown: {tip}");
+    assert!(tip.contains("iteration 10<"), "{tip}");
+    assert!(tip.contains(">grpo<") && tip.contains(">spear<"), "{tip}");
     // a screenshot renders
     let png = tmp.join("report.png");
     let (_, stderr) = chromium(

@@ -186,7 +186,7 @@ fn run_cards(runs: &[RunData]) -> String {
                 item(
                     &format!("eval {split}"),
                     format!(
-                        "{} <small>[{:.1}, {:.1}] · {} episodes · iteration {}</small>",
+                        r#"{} <small title="95 % Wilson interval, episodes, iteration">[{:.1}, {:.1}] · n = {} · it {}</small>"#,
                         fmt_pct(e.success_rate),
                         e.ci_low * 100.0,
                         e.ci_high * 100.0,

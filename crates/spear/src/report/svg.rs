@@ -81,7 +81,7 @@ impl LinearScale {
 
 /// A "nice" tick step (1, 2 or 5 × 10^k) giving about `target` intervals over `span`.
 pub fn nice_step(span: f64, target: f64) -> f64 {
-    if !(span > 0.0) || !span.is_finite() {
+    if span.is_nan() || span <= 0.0 || span.is_infinite() {
         return 1.0;
     }
     let rough = span / target;
@@ -118,14 +118,14 @@ pub fn ticks(lo: f64, hi: f64, step: f64) -> Vec<f64> {
     out
 }
 
-/// A tick label for `v` on an axis with tick spacing `step`: as many decimals as the step
-/// needs, scientific notation for very large or very small magnitudes.
-pub fn fmt_tick(v: f64, step: f64) -> String {
+/// A tick label for `v` on an axis with tick spacing `step` whose largest tick magnitude is
+/// `max_abs`: one format per axis, as many decimals as the step needs, or scientific notation
+/// when the axis's magnitudes are very large or very small.
+pub fn fmt_tick(v: f64, step: f64, max_abs: f64) -> String {
     if v == 0.0 {
         return "0".to_string();
     }
-    let a = v.abs();
-    if !(1e-3..1e6).contains(&a) {
+    if !(1e-3..1e6).contains(&max_abs) {
         return format!("{v:.1e}");
     }
     let decimals = (-step.log10().floor()).clamp(0.0, 6.0) as usize;
@@ -199,7 +199,7 @@ pub struct Chart {
 /// Series with more points than this are thinned (min/max per bucket) before drawing.
 pub const MAX_POINTS: usize = 1200;
 /// Series with at most this many points get a marker (with a `<title>`) per point.
-pub const MAX_MARKERS: usize = 60;
+pub const MAX_MARKERS: usize = 40;
 
 /// Thins `points` to about `max` by keeping, per bucket of consecutive points, the lowest and
 /// the highest (in x order), so spikes survive; the first and last points are always kept.
@@ -351,6 +351,8 @@ impl Chart {
             px1 - px0,
             py0 - py1
         );
+        let max_abs = |ts: &[f64]| ts.iter().fold(0f64, |m, t| m.max(t.abs()));
+        let (x_max_abs, y_max_abs) = (max_abs(&a.x_ticks), max_abs(&a.y_ticks));
         for t in &a.y_ticks {
             let y = a.y.map(*t);
             let _ = write!(
@@ -358,7 +360,7 @@ impl Chart {
                 r#"<line class="grid" x1="{px0}" x2="{px1}" y1="{y:.1}" y2="{y:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
                 px0 - 6.0,
                 y + 3.5,
-                fmt_tick(*t, a.y_step)
+                fmt_tick(*t, a.y_step, y_max_abs)
             );
         }
         for t in &a.x_ticks {
@@ -368,7 +370,7 @@ impl Chart {
                 r#"<line class="xtick" x1="{x:.1}" x2="{x:.1}" y1="{py0}" y2="{:.1}"/><text class="tick" x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
                 py0 + 4.0,
                 py0 + 15.0,
-                fmt_tick(*t, a.x_step)
+                fmt_tick(*t, a.x_step, x_max_abs)
             );
         }
         let _ = write!(
@@ -428,7 +430,7 @@ impl Chart {
                         .unwrap_or_default();
                     let _ = write!(
                         s,
-                        r#"<circle class="dot" cx="{x:.1}" cy="{y:.1}" r="2.5" fill="{colour}"><title>{} · iteration {}: {}{band}</title></circle>"#,
+                        r#"<circle class="dot" cx="{x:.1}" cy="{y:.1}" r="2.2" fill="{colour}"><title>{} · iteration {}: {}{band}</title></circle>"#,
                         escape_html(&ser.name),
                         fmt_value(p.x),
                         fmt_value(p.y)
@@ -552,10 +554,12 @@ mod tests {
         assert_eq!(nice_step(0.3, 5.0), 0.1); // 0.06 → 0.1 (residual 6 → 10 × 0.01)
         assert_eq!(nice_step(7.0, 5.0), 2.0); // 1.4 → 2
         assert_eq!(nice_step(300.0, 6.0), 50.0); // 50 → residual 5 → 5 × 10
-        assert_eq!(fmt_tick(0.30000000000000004, 0.1), "0.3");
-        assert_eq!(fmt_tick(12000.0, 2000.0), "12000");
-        assert_eq!(fmt_tick(2e-5, 1e-5), "2.0e-5");
-        assert_eq!(fmt_tick(-0.0, 1.0), "0");
+        assert_eq!(fmt_tick(0.30000000000000004, 0.1, 1.0), "0.3");
+        assert_eq!(fmt_tick(12000.0, 2000.0, 12000.0), "12000");
+        assert_eq!(fmt_tick(2e-5, 1e-5, 4e-5), "2.0e-5");
+        // one format per axis: 0.0009 on an axis reaching 0.0011 stays fixed-point
+        assert_eq!(fmt_tick(0.0009, 0.00005, 0.0011), "0.00090");
+        assert_eq!(fmt_tick(-0.0, 1.0, 1.0), "0");
         assert_eq!(fmt_value(3.0), "3");
         assert_eq!(fmt_value(0.123456), "0.1235");
         assert_eq!(fmt_value(12.5), "12.5");
