@@ -257,13 +257,25 @@ fn missing_optional_parts_say_none_recorded() {
     let tmp = temp_dir("optional");
     let dir = tmp.join("bare");
     std::fs::create_dir_all(&dir).unwrap();
+    // iteration 2 written twice, as a resume after a kill may do: the later line wins
     std::fs::write(
         dir.join("metrics.jsonl"),
-        "{\"iteration\": 1, \"success_rate\": 0.5}\n",
+        "{\"iteration\": 1, \"success_rate\": 0.5}\n{\"iteration\": 2, \"success_rate\": 0.1}\n{\"iteration\": 2, \"success_rate\": 0.75}\n",
     )
     .unwrap();
     ok(&spear(&["bare"], &tmp));
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("1 repeated record(s) replaced by later ones"));
+    assert!(html.contains("<dt>final success</dt><dd><b>75.0 %</b>"));
+    assert!(html.contains("<dt>iterations</dt><dd>2 "));
+    // the page without viewer, eval or config renders without script errors
+    let (_, stderr) = chromium(
+        &dir.join("report.html"),
+        &tmp.join("chromium-profile"),
+        &["--dump-dom".into()],
+    );
+    let errors = page_errors(&stderr);
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
     assert!(html.contains("No evaluation recorded"));
     assert!(html.contains("No trajectories recorded"));
     assert!(html.contains("No config recorded"));

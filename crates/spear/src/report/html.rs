@@ -196,6 +196,15 @@ fn run_cards(runs: &[RunData]) -> String {
                 );
             }
         }
+        if r.replaced_records > 0 {
+            item(
+                "note",
+                format!(
+                    "<small>{} repeated record(s) replaced by later ones (resumed run)</small>",
+                    r.replaced_records
+                ),
+            );
+        }
         let _ = write!(
             s,
             r#"<div class="card" style="border-top-color:{}"><h3>{}{}</h3><div class="path">{}</div><dl>{dl}</dl></div>"#,

@@ -104,6 +104,9 @@ pub struct RunData {
     pub config: Option<BTreeMap<String, String>>,
     /// Trajectories for the viewer (`None` when the run has no `trajectories/`).
     pub trajectories: Option<viewer::ViewerRun>,
+    /// Records replaced by a later record of the same iteration (metrics) or the same
+    /// iteration and split (eval), as after a resume that repeats iterations.
+    pub replaced_records: usize,
 }
 
 impl RunData {
@@ -204,10 +207,15 @@ pub fn load_run(root: &Path, limits: &ViewerLimits) -> Result<RunData, ReportErr
             dir: root.to_path_buf(),
         });
     }
-    let metrics = read_metrics(&metrics_path)?;
+    // iterations are non-negative, where the bit patterns of f64 sort as the numbers do
+    let (metrics, mut replaced_records) =
+        last_per_key(read_metrics(&metrics_path)?, |m| m.iteration.to_bits());
     let eval_path = dir.eval();
     let eval = if eval_path.is_file() {
-        Some(read_eval(&eval_path)?)
+        let (eval, replaced) =
+            last_per_key(read_eval(&eval_path)?, |e| (e.iteration, e.split.clone()));
+        replaced_records += replaced;
+        Some(eval)
     } else {
         None
     };
@@ -225,7 +233,22 @@ pub fn load_run(root: &Path, limits: &ViewerLimits) -> Result<RunData, ReportErr
         eval,
         config,
         trajectories,
+        replaced_records,
     })
+}
+
+/// Keeps the last record per key (a resumed run may write an iteration twice: the later line
+/// is the one the run continued from), sorted by key; returns the records and how many were
+/// replaced.
+fn last_per_key<T, K: Ord + Clone>(records: Vec<T>, key: impl Fn(&T) -> K) -> (Vec<T>, usize) {
+    let n = records.len();
+    let mut by_key: BTreeMap<K, T> = BTreeMap::new();
+    for r in records {
+        by_key.insert(key(&r), r);
+    }
+    let kept: Vec<T> = by_key.into_values().collect();
+    let replaced = n - kept.len();
+    (kept, replaced)
 }
 
 /// Where the report goes by default: `<run>/report.html` for one run; for several,
@@ -359,6 +382,7 @@ mod tests {
             eval: None,
             config: None,
             trajectories: None,
+            replaced_records: 0,
         };
         assert_eq!(run.last("success_rate"), Some(0.75));
         // the best value is first reached at iteration 2
@@ -375,6 +399,15 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn repeated_iterations_keep_the_last_record() {
+        // iteration 2 written twice (a resume): the later value 0.9 wins, order by iteration
+        let recs = vec![(1u64, 0.1), (2, 0.2), (3, 0.3), (2, 0.9)];
+        let (kept, replaced) = last_per_key(recs, |r| r.0);
+        assert_eq!(kept, [(1, 0.1), (2, 0.9), (3, 0.3)]);
+        assert_eq!(replaced, 1);
     }
 
     #[test]
