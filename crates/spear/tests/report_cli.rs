@@ -479,6 +479,21 @@ fn renders_in_headless_chromium_without_console_errors() {
     let (dom, stderr) = chromium(&hover, &profile, &["--dump-dom".into()]);
     let errors = page_errors(&stderr);
     assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+    // smoothing 0.9: each training curve gets a smoothed copy of its line, the raw one fades
+    let probe = r#"<script>(function () {
+        var s = document.getElementById('smoothing');
+        s.value = '0.9';
+        s.dispatchEvent(new Event('input'));
+    })();</script></body>"#;
+    std::fs::write(&hover, html.replacen("</body>", probe, 1)).unwrap();
+    let (smoothed, stderr) = chromium(&hover, &profile, &["--dump-dom".into()]);
+    let errors = page_errors(&stderr);
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+    let curves = &smoothed[..smoothed.find(r#"id="eval""#).unwrap()];
+    let raw = curves.matches(r#"class="line faded""#).count();
+    assert!(raw > 20, "{raw} faded lines");
+    assert_eq!(curves.matches(r#"class="line smooth""#).count(), raw);
+    assert!(smoothed.contains(r#"<span id="smoothing-value" class="num">0.90</span>"#));
     let tip_at = dom.find(r#"id="tooltip""#).expect("tooltip element");
     let tip = &dom[tip_at..][..dom[tip_at..].find("</div></div>").unwrap_or(600).min(2000)];
     assert!(!tip.contains("hidden"), "tooltip not shown: {tip}");

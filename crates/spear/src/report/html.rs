@@ -219,7 +219,10 @@ fn run_cards(runs: &[RunData]) -> String {
 }
 
 fn curves_section(runs: &[RunData], charts: &mut Charts) -> String {
-    let mut s = String::from(r#"<section id="curves"><h2>Training curves</h2>"#);
+    let mut s = String::from(concat!(
+        r#"<section id="curves"><h2>Training curves</h2>"#,
+        r#"<div class="controls"><label>Smoothing (EMA, as TensorBoard) <input type="range" id="smoothing" min="0" max="0.99" step="0.01" value="0"></label> <span id="smoothing-value" class="num">0</span></div>"#,
+    ));
     let keys: BTreeSet<String> = runs
         .iter()
         .flat_map(|r| r.metrics.iter().flat_map(|m| m.values.keys().cloned()))

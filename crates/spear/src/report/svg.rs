@@ -379,7 +379,7 @@ impl Chart {
             (px0 + px1) / 2.0,
             f.height - 4.0
         );
-        for ser in &series {
+        for (si, ser) in series.iter().enumerate() {
             let colour = run_colour(ser.run);
             let banded: Vec<&Point> = ser.points.iter().filter(|p| p.band.is_some()).collect();
             if banded.len() > 1 {
@@ -417,7 +417,7 @@ impl Chart {
             if xy.len() > 1 {
                 let _ = write!(
                     s,
-                    r#"<path class="line" d="{}" stroke="{colour}"><title>{}</title></path>"#,
+                    r#"<path class="line" data-s="{si}" d="{}" stroke="{colour}"><title>{}</title></path>"#,
                     line_path(&xy),
                     escape_html(&ser.name)
                 );
@@ -445,8 +445,10 @@ impl Chart {
         s
     }
 
-    /// The data the page's hover script needs: the x mapping and every series' points
-    /// (`{"x": [d0, d1], "px": [r0, r1], "s": [{"r": run, "p": [[x, y], …], "b": [[lo, hi], …]}]}`).
+    /// The data the page's script needs for hovering and smoothing: the x and y mappings and
+    /// every series' points (`{"x": [d0, d1], "px": [r0, r1], "y": [..], "py": [..],
+    /// "s": [{"r": run, "p": [[x, y], …], "b": [[lo, hi], …]}]}`; series in drawing order,
+    /// the `data-s` of their path).
     pub fn hover_json(&self) -> serde_json::Value {
         let series = self.drawn();
         let a = axes(&series, self.y_axis, &self.frame);
@@ -469,6 +471,8 @@ impl Chart {
         serde_json::json!({
             "x": [a.x.domain.0, a.x.domain.1],
             "px": [a.x.range.0, a.x.range.1],
+            "y": [a.y.domain.0, a.y.domain.1],
+            "py": [a.y.range.0, a.y.range.1],
             "s": s,
         })
     }
@@ -612,6 +616,7 @@ mod tests {
         assert!(!svg.contains("<a>"));
         let j = chart.hover_json();
         assert_eq!(j["x"], serde_json::json!([1.0, 9.0]));
+        assert_eq!(j["py"], serde_json::json!([208.0, 12.0]));
         assert_eq!(j["s"][1]["p"], serde_json::json!([[5.0, 0.5]]));
     }
 

@@ -84,6 +84,47 @@
     });
   });
 
+  // ---- smoothing of the training curves: debiased EMA (TensorBoard's) over each series ----
+  var slider = document.getElementById("smoothing");
+  function smooth(p, w) {
+    var last = 0, out = [];
+    p.forEach(function (pt, n) {
+      last = last * w + (1 - w) * pt[1];
+      out.push([pt[0], w > 0 ? last / (1 - Math.pow(w, n + 1)) : pt[1]]);
+    });
+    return out;
+  }
+  function applySmoothing(w) {
+    Array.prototype.forEach.call(document.querySelectorAll("#curves svg.chart"), function (svg) {
+      var d = CHARTS[+svg.getAttribute("data-chart")];
+      if (!d || !d.y) return;
+      svg.classList.toggle("smoothed", w > 0);
+      Array.prototype.forEach.call(svg.querySelectorAll("path.line.smooth"), function (p) { p.remove(); });
+      Array.prototype.forEach.call(svg.querySelectorAll("path.line[data-s]"), function (raw) {
+        raw.classList.toggle("faded", w > 0);
+        if (w <= 0) return;
+        var s = d.s[+raw.getAttribute("data-s")];
+        var path = smooth(s.p, w).map(function (pt, i) {
+          var x = d.px[0] + (pt[0] - d.x[0]) / (d.x[1] - d.x[0]) * (d.px[1] - d.px[0]);
+          var y = d.py[0] + (pt[1] - d.y[0]) / (d.y[1] - d.y[0]) * (d.py[1] - d.py[0]);
+          return (i ? "L" : "M") + x.toFixed(1) + "," + y.toFixed(1);
+        }).join("");
+        var sm = raw.cloneNode(false); // an SVG path of the same colour, without its <title>
+        sm.setAttribute("class", "line smooth");
+        sm.removeAttribute("data-s");
+        sm.setAttribute("d", path);
+        raw.parentNode.insertBefore(sm, raw.nextSibling);
+      });
+    });
+  }
+  if (slider) {
+    slider.addEventListener("input", function () {
+      var w = +slider.value;
+      document.getElementById("smoothing-value").textContent = w.toFixed(2);
+      applySmoothing(w);
+    });
+  }
+
   // ---- trajectory viewer ----
   var runSel = document.getElementById("tv-run");
   if (!runSel) return;
