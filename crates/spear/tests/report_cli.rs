@@ -499,6 +499,19 @@ fn renders_in_headless_chromium_without_console_errors() {
     assert!(!tip.contains("hidden"), "tooltip not shown: {tip}");
     assert!(tip.contains("iteration 10<"), "{tip}");
     assert!(tip.contains(">grpo<") && tip.contains(">spear<"), "{tip}");
+    // filtering by task: task 101 holds episodes 2 and 3 (task = 100 + e/2) of the 6
+    let probe = r#"<script>(function () {
+        var t = document.getElementById('tv-task');
+        t.value = '101';
+        t.dispatchEvent(new Event('change'));
+    })();</script></body>"#;
+    std::fs::write(&hover, html.replacen("</body>", probe, 1)).unwrap();
+    let (filtered, stderr) = chromium(&hover, &profile, &["--dump-dom".into()]);
+    let errors = page_errors(&stderr);
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+    assert_eq!(filtered.matches("data-episode=").count(), 2);
+    assert!(filtered.contains(r#"<option value="101">task 101 (pick_and_place)</option>"#));
+    assert!(filtered.contains("2 of 6 episodes"));
     // a screenshot renders
     let png = tmp.join("report.png");
     let (_, stderr) = chromium(

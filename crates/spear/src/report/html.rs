@@ -477,6 +477,7 @@ fn trajectory_section(runs: &[RunData]) -> String {
         r#"<label>Run <select id="tv-run"></select></label>"#,
         r#"<label>Iteration <select id="tv-iter"></select></label>"#,
         r#"<label>Task type <select id="tv-type"></select></label>"#,
+        r#"<label>Task <select id="tv-task"></select></label>"#,
         r#"<label>Outcome <select id="tv-outcome"><option value="all">all</option><option value="won">won</option><option value="lost">lost</option></select></label>"#,
         r#"<span id="tv-count" class="count"></span></div>"#,
         r#"<div class="tv-body"><div class="tv-list"><table class="data episodes"><thead><tr><th>#</th><th>task</th><th>type</th><th>goal</th><th>won</th><th>reward</th><th>score</th><th>turns</th></tr></thead><tbody id="tv-episodes"></tbody></table></div>"#,

@@ -130,6 +130,7 @@
   if (!runSel) return;
   var iterSel = document.getElementById("tv-iter");
   var typeSel = document.getElementById("tv-type");
+  var taskSel = document.getElementById("tv-task");
   var outSel = document.getElementById("tv-outcome");
   var list = document.getElementById("tv-episodes");
   var pane = document.getElementById("tv-episode");
@@ -172,14 +173,29 @@
     option(typeSel, "", "all");
     Object.keys(types).sort().forEach(function (t) { option(typeSel, t, t); });
     typeSel.value = types[prev] ? prev : "";
+    fillTasks();
     renderList(true);
+  }
+  function fillTasks() {
+    var f = currentFile();
+    var type = typeSel.value, prev = taskSel.value, tasks = {};
+    f.episodes.forEach(function (e) {
+      if ((!type || e.task_type === type) && !tasks.hasOwnProperty(e.task)) tasks[e.task] = e.task_type;
+    });
+    taskSel.textContent = "";
+    option(taskSel, "", "all");
+    Object.keys(tasks).sort(function (a, b) { return a - b; }).forEach(function (t) {
+      option(taskSel, t, "task " + t + " (" + tasks[t] + ")");
+    });
+    taskSel.value = tasks.hasOwnProperty(prev) ? prev : "";
   }
   function visible() {
     var f = currentFile();
-    var type = typeSel.value, out = outSel.value;
+    var type = typeSel.value, task = taskSel.value, out = outSel.value;
     var idx = [];
     f.episodes.forEach(function (e, k) {
       if (type && e.task_type !== type) return;
+      if (task !== "" && String(e.task) !== task) return;
       if (out === "won" && !e.won) return;
       if (out === "lost" && e.won) return;
       idx.push(k);
@@ -269,7 +285,8 @@
 
   runSel.addEventListener("change", function () { selectRun(+runSel.value); });
   iterSel.addEventListener("change", function () { selectFile(+iterSel.value); });
-  typeSel.addEventListener("change", function () { renderList(false); });
+  typeSel.addEventListener("change", function () { fillTasks(); renderList(false); });
+  taskSel.addEventListener("change", function () { renderList(false); });
   outSel.addEventListener("change", function () { renderList(false); });
   if (runSel.options.length) selectRun(+runSel.options[0].value);
 })();
