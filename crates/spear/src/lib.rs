@@ -7,8 +7,10 @@
 //! * [`rollout`]: policy + tasks → step-samples and episode records.
 //! * [`train`]: configuration, presets and the training loop (spec §2.8).
 //! * [`run_dir`]: the run directory layout and its records (metrics, eval, trajectories).
+//! * [`report`]: `spear report`, one self-contained HTML page comparing runs.
 
 pub mod agent;
+pub mod report;
 pub mod rollout;
 pub mod run_dir;
 pub mod train;

@@ -171,8 +171,13 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
 
 /// Writes the run's HTML report.
 fn write_report(run: &RunDir) -> anyhow::Result<PathBuf> {
-    // Replaced by the report module when it lands (same branch of work).
-    Ok(run.report())
+    let out = run.report();
+    spear::report::write_report(
+        std::slice::from_ref(&run.root),
+        &out,
+        &spear::report::ViewerLimits::default(),
+    )?;
+    Ok(out)
 }
 
 /// Arguments of `spear sft`.
