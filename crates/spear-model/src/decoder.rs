@@ -385,11 +385,14 @@ impl Decoder {
             let t_all = k.dim(2)?;
             // Grouped-query attention without copying K/V: query heads of one KV head are
             // stacked along the time axis (head index = kv * g + r, as HF's repeat_kv).
-            let qg = q.reshape((b, nkv, g * t, hd))?;
-            let att = (qg.matmul(&k.t()?)? * scale)?
-                .reshape((b, nkv, g, t, t_all))?
-                .broadcast_add(&input.mask)?;
-            let att = ops::softmax_last(&att, fused)?.reshape((b, nkv, g * t, t_all))?;
+            let qg = (q * scale)?.reshape((b, nkv, g * t, hd))?;
+            let scores = qg.matmul(&k.t()?)?.reshape((b, nkv, g, t, t_all))?;
+            let att = ops::masked_softmax_last(&scores, &input.mask, fused)?.reshape((
+                b,
+                nkv,
+                g * t,
+                t_all,
+            ))?;
             let o = att
                 .matmul(&v)?
                 .reshape((b, nh, t, hd))?

@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod decoder;
 pub mod error;
+pub mod fused_softmax;
 pub mod load;
 pub mod lora;
 pub mod ops;

@@ -27,8 +27,22 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, fused: bool) -> Result<Tensor>
 pub fn softmax_last(x: &Tensor, fused: bool) -> Result<Tensor> {
     if fused {
         Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?)
+    } else if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+        Ok(crate::fused_softmax::softmax_last_trainable(x)?)
     } else {
         Ok(candle_nn::ops::softmax(x, D::Minus1)?)
+    }
+}
+
+/// `softmax(scores + mask)` over the last dimension; `mask` broadcasts as `[b, 1, 1, t, k]`.
+/// On the CPU (f32/f64) one fused, trainable pass ([`crate::fused_softmax`]).
+pub fn masked_softmax_last(scores: &Tensor, mask: &Tensor, fused: bool) -> Result<Tensor> {
+    if scores.device().is_cpu() && matches!(scores.dtype(), DType::F32 | DType::F64) {
+        Ok(crate::fused_softmax::masked_softmax_last_trainable(
+            scores, mask,
+        )?)
+    } else {
+        softmax_last(&scores.broadcast_add(mask)?, fused)
     }
 }
 

@@ -4,6 +4,11 @@ use spear_envs::household::HouseholdEnv;
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = presets::preset("household-tiny")
         .unwrap()
@@ -53,6 +58,9 @@ fn main() -> anyhow::Result<()> {
     let rep = sft::run_sft(&policy, &ex, &s, Some(&bar))?;
     bar.finish();
     eprintln!("{rep:?}");
+    if std::env::var("PROBE_SFT_ONLY").is_ok() {
+        return Ok(());
+    }
     for (name, set) in &tasks.evals {
         let n = 64usize;
         let mut envs = HouseholdEnv::group(set.games.clone(), n, cfg.env.max_turns as usize);
