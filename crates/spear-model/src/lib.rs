@@ -7,6 +7,8 @@
 //! - [`tokenizer`], [`chat`]: tokenizers (HF, GGUF, word-level) and Jinja chat templates
 //! - [`load`]: HF directories, GGUF, pinned pretrained models (SmolLM2-135M)
 //! - [`sampling`]: batched generation with behaviour log-probs ([`Sampler`] trait)
+//! - [`logprob`]: fused log-softmax + gather + entropy with its own backward
+//! - [`stop`]: incremental stop-string detection for the sampler
 //! - [`scoring`]: teacher-forced log-probs / entropies with gradient, micro-batch planning
 //! - [`optim`]: gradients, fused AdamW, clipping, lr schedules
 //! - [`checkpoint`]: atomic checkpoints and HF export
@@ -19,6 +21,7 @@ pub mod config;
 pub mod decoder;
 pub mod error;
 pub mod load;
+pub mod logprob;
 pub mod lora;
 pub mod ops;
 pub mod optim;
@@ -26,6 +29,7 @@ pub mod params;
 pub mod policy;
 pub mod sampling;
 pub mod scoring;
+pub mod stop;
 pub mod tokenizer;
 
 pub use chat::{ChatMessage, ChatTemplate, ToolCall};
