@@ -21,7 +21,9 @@ Workloads (tokens/s, median over --reps timed repetitions after --warmup untimed
 - gen1 / gen8: `model.generate` (sampling at temperature 1, no top-k, EOS ignored through
   `min_new_tokens`) of --new-tokens tokens after --prompt-len random prompt tokens, batch 1 and 8.
 
-Each row: | threads | workload | tokens/s | median s | peak RSS MB |
+Each row: | threads | workload | tokens/s | median s | tokens per CPU-s | peak RSS MB |
+(tokens per CPU second, user + system over all threads, is the steadier figure on a loaded machine at
+1 thread.)
 """
 import argparse
 import resource
@@ -31,6 +33,11 @@ import time
 import torch
 import transformers
 from transformers import AutoModelForCausalLM
+
+
+def cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def rss_mb():
@@ -62,9 +69,10 @@ def main():
     ids = torch.randint(0, v, (a.batch, a.seq_len), generator=g)
     tokens = a.batch * a.seq_len
 
-    def row(what, toks, secs):
+    def row(what, toks, secs, cpu):
         m = statistics.median(secs)
-        print(f"| {a.threads} | torch {what} | {toks / m:.1f} | {m:.3f} | {rss_mb():.0f} |", flush=True)
+        print(f"| {a.threads} | torch {what} | {toks / m:.1f} | {m:.3f} | {toks / statistics.median(cpu):.1f} "
+              f"| {rss_mb():.0f} |", flush=True)
 
     def mean_logprob():
         h = model.model(ids).last_hidden_state[:, :-1]
@@ -73,21 +81,22 @@ def main():
 
     if "score" in only:
         model.eval()
-        t = []
+        t, c = [], []
         for i in range(a.warmup + a.reps):
-            s = time.perf_counter()
+            s, c0 = time.perf_counter(), cpu_s()
             with torch.no_grad():
                 mean_logprob().item()
             if i >= a.warmup:
                 t.append(time.perf_counter() - s)
-        row(f"score {a.batch}x{a.seq_len} fp32", tokens, t)
+                c.append(cpu_s() - c0)
+        row(f"score {a.batch}x{a.seq_len} fp32", tokens, t, c)
     if "train" in only:
         for mode in a.modes.split(","):
             model.train()
             opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
-            t, tf, tb, to = [], [], [], []
+            t, tf, tb, to, c = [], [], [], [], []
             for i in range(a.warmup + a.reps):
-                s = time.perf_counter()
+                s, c0 = time.perf_counter(), cpu_s()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=(mode == "amp_bf16")):
                     loss = -mean_logprob()
                 s1 = time.perf_counter()
@@ -102,7 +111,8 @@ def main():
                     tf.append(s1 - s)
                     tb.append(s2 - s1)
                     to.append(e - s2)
-            row(f"train {a.batch}x{a.seq_len} {mode} (fwd+bwd+AdamW)", tokens, t)
+                    c.append(cpu_s() - c0)
+            row(f"train {a.batch}x{a.seq_len} {mode} (fwd+bwd+AdamW)", tokens, t, c)
             print(f"#   {mode} split: fwd {statistics.median(tf):.3f} s, bwd {statistics.median(tb):.3f} s, "
                   f"clip+AdamW {statistics.median(to):.3f} s", flush=True)
             del opt
@@ -111,9 +121,9 @@ def main():
         if w not in only:
             continue
         p = torch.randint(0, v, (b, a.prompt_len), generator=g)
-        t = []
+        t, c = [], []
         for i in range(a.warmup + a.reps):
-            s = time.perf_counter()
+            s, c0 = time.perf_counter(), cpu_s()
             with torch.no_grad():
                 out = model.generate(p, attention_mask=torch.ones_like(p), do_sample=True, top_k=0, top_p=1.0,
                                      temperature=1.0, max_new_tokens=a.new_tokens,
@@ -121,8 +131,9 @@ def main():
             assert out.shape[1] == a.prompt_len + a.new_tokens
             if i >= a.warmup:
                 t.append(time.perf_counter() - s)
+                c.append(cpu_s() - c0)
         row(f"generate batch {b}, {a.prompt_len} prompt + {a.new_tokens} new (new tokens/s)",
-            b * a.new_tokens, t)
+            b * a.new_tokens, t, c)
 
 
 if __name__ == "__main__":

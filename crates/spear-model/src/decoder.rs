@@ -300,7 +300,10 @@ pub struct Decoder {
 
 impl Decoder {
     /// Wraps `params`, checking that every tensor of `cfg` is present with the right shape.
+    ///
+    /// Also applies [`crate::alloc::keep_freed_memory`] (once per process).
     pub fn new(cfg: ModelConfig, params: ParamStore) -> Result<Self> {
+        crate::alloc::keep_freed_memory();
         cfg.validate("decoder")?;
         for (name, shape, _) in param_specs(&cfg) {
             let v = params.get(&name)?;

@@ -1,8 +1,10 @@
 //! Trainable decoder LLMs on candle (see `shared/docs/ml-backend.md`).
 //!
+//! - [`alloc`]: keep freed tensor memory in the process (glibc malloc tuning)
 //! - [`config`]: HF `config.json` <-> [`ModelConfig`] (Llama, Qwen2/2.5, Qwen3)
 //! - [`params`]: named parameters ([`ParamStore`]), random init, freezing
 //! - [`ops`]: composed (trainable) and fused (inference) RMSNorm / RoPE / softmax
+//! - [`fused`]: CPU softmax / RMSNorm kernels with hand-written backward (training path)
 //! - [`decoder`]: the decoder with GQA, RoPE, SwiGLU and a KV cache
 //! - [`tokenizer`], [`chat`]: tokenizers (HF, GGUF, word-level) and Jinja chat templates
 //! - [`load`]: HF directories, GGUF, pinned pretrained models (SmolLM2-135M)
@@ -15,11 +17,13 @@
 //! - [`lora`]: LoRA adapters and merge
 //! - [`policy`]: model + tokenizer + template, the trainer's entry point
 
+pub mod alloc;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
 pub mod error;
+pub mod fused;
 pub mod load;
 pub mod logprob;
 pub mod lora;

@@ -13,20 +13,34 @@ use crate::error::Result;
 pub const MASK_VALUE: f64 = -1e9;
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * w`.
+///
+/// `fused`: candle's kernel (no gradient, inference). Otherwise the trainable kernel of
+/// [`crate::fused`] on the CPU, else the composed ops.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, fused: bool) -> Result<Tensor> {
     if fused {
         let x = x.contiguous()?;
         return Ok(candle_nn::ops::rms_norm(&x, w, eps as f32)?);
     }
+    if crate::fused::supported(x) && x.dtype() == w.dtype() {
+        return crate::fused::rms_norm(x, w, eps);
+    }
+    rms_norm_composed(x, w, eps)
+}
+
+/// RMSNorm from elementary differentiable ops (the reference the kernels are tested against).
+pub fn rms_norm_composed(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
     let inv = (ms + eps)?.sqrt()?.recip()?;
     Ok(x.broadcast_mul(&inv)?.broadcast_mul(w)?)
 }
 
-/// Softmax over the last dimension.
+/// Softmax over the last dimension (`fused`: candle's kernel, no gradient; otherwise the
+/// trainable kernel of [`crate::fused`] on the CPU, else composed ops).
 pub fn softmax_last(x: &Tensor, fused: bool) -> Result<Tensor> {
     if fused {
         Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?)
+    } else if crate::fused::supported(x) {
+        crate::fused::softmax_last(x)
     } else {
         Ok(candle_nn::ops::softmax(x, D::Minus1)?)
     }

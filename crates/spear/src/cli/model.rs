@@ -118,6 +118,21 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system, all threads) of this process so far, from `/proc/self/stat`
+/// (clock ticks of 10 ms). On a loaded machine, tokens per CPU second at 1 thread is a steadier
+/// figure than wall time.
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -160,8 +175,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "spear bench model --model {} (batch {} x {}, generation {} + {}, median of {})",
             args.model, args.batch, args.seq_len, args.prompt_len, args.new_tokens, args.reps
         );
-        println!("| threads | workload | tokens/s | median s | peak RSS MB |");
-        println!("|---|---|---:|---:|---:|");
+        println!("| threads | workload | tokens/s | median s | tokens per CPU-s | peak RSS MB |");
+        println!("|---|---|---:|---:|---:|---:|");
         for &t in &args.threads {
             let status = Command::new(&exe)
                 .args(std::env::args().skip(1))
@@ -183,12 +198,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             .map(|_| rng.random_range(0..cfg.vocab_size as u32))
             .collect()
     };
-    let report = |what: &str, tokens: usize, secs: Vec<f64>| {
+    let report = |what: &str, tokens: usize, secs: Vec<f64>, cpu: Vec<f64>| {
         let m = median(secs);
         println!(
-            "| {threads} | {what} | {:.1} | {:.3} | {:.0} |",
+            "| {threads} | {what} | {:.1} | {:.3} | {:.1} | {:.0} |",
             tokens as f64 / m,
             m,
+            tokens as f64 / median(cpu),
             peak_rss_mb()
         );
     };
@@ -203,20 +219,26 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let tokens = args.batch * args.seq_len;
     let want = |w: &str| args.only.iter().any(|x| x == w);
     if want("score") {
-        let mut t = vec![];
+        let (mut t, mut c) = (vec![], vec![]);
         for _ in 0..args.reps {
-            let s = Instant::now();
+            let (s, c0) = (Instant::now(), cpu_secs());
             let sc = spear_model::score(&model, &items, Mode::Infer, false)?;
             let _ = sc.logprobs.sum_all()?.to_scalar::<f32>()?;
             t.push(s.elapsed().as_secs_f64());
+            c.push(cpu_secs() - c0);
         }
-        report(&format!("score {}x{}", args.batch, args.seq_len), tokens, t);
+        report(
+            &format!("score {}x{}", args.batch, args.seq_len),
+            tokens,
+            t,
+            c,
+        );
     }
     if want("train") {
         let mut opt = AdamW::new(AdamWConfig::default());
-        let (mut t, mut tf, mut tb, mut to) = (vec![], vec![], vec![], vec![]);
+        let (mut t, mut tf, mut tb, mut to, mut c) = (vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..args.reps {
-            let s = Instant::now();
+            let (s, c0) = (Instant::now(), cpu_secs());
             let sc = spear_model::score(&model, &items, Mode::Train, false)?;
             let loss = (sc.logprobs.mean_all()?.neg())?;
             let s1 = Instant::now();
@@ -232,11 +254,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             tf.push((s1 - s).as_secs_f64());
             tb.push((s2 - s1).as_secs_f64());
             to.push((e - s2).as_secs_f64());
+            c.push(cpu_secs() - c0);
         }
         report(
             &format!("train {}x{} (fwd+bwd+AdamW)", args.batch, args.seq_len),
             tokens,
             t,
+            c,
         );
         println!(
             "#   {threads} thread(s) train split: fwd {:.3} s, bwd {:.3} s, clip+AdamW {:.3} s",
@@ -261,14 +285,15 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             ignore_eos: true,
             ..Default::default()
         };
-        let mut t = vec![];
+        let (mut t, mut c) = (vec![], vec![]);
         for _ in 0..args.reps {
-            let s = Instant::now();
+            let (s, c0) = (Instant::now(), cpu_secs());
             let g = spear_model::sampling::generate(&model, None, &reqs, &params)?;
             if g.iter().any(|x| x.token_ids.len() != args.new_tokens) {
                 bail!("generation stopped early");
             }
             t.push(s.elapsed().as_secs_f64());
+            c.push(cpu_secs() - c0);
         }
         report(
             &format!(
@@ -277,6 +302,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             ),
             b * args.new_tokens,
             t,
+            c,
         );
     }
     Ok(())
