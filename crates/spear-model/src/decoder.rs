@@ -478,14 +478,10 @@ impl Decoder {
                 }
                 None => (k, v),
             };
-            let t_all = k.dim(2)?;
             // Grouped-query attention without copying K/V: query heads of one KV head are
             // stacked along the time axis (head index = kv * g + r, as HF's repeat_kv).
             let qg = q.reshape((b, nkv, g * t, hd))?;
-            let att = (qg.matmul(&k.t()?)? * scale)?
-                .reshape((b, nkv, g, t, t_all))?
-                .broadcast_add(&input.mask)?;
-            let att = ops::softmax_last(&att, fused)?.reshape((b, nkv, g * t, t_all))?;
+            let att = ops::attention_softmax(&qg.matmul(&k.t()?)?, &input.mask, scale, fused)?;
             let o = att
                 .matmul(&v)?
                 .reshape((b, nh, t, hd))?

@@ -341,6 +341,228 @@ impl CustomOp3 for RmsNormGrad {
     }
 }
 
+// ---------------------------------------------------------------- attention softmax
+
+/// Differentiable `softmax(scale * scores + mask)` over the last dimension, for attention
+/// scores `[b, heads, t, T]` (or `[b, kv_heads, g * t, T]`, query heads stacked along time) and an additive mask `[b, 1, 1, t, T]` (broadcast over heads; no
+/// gradient flows to the mask). One pass forward; backward `scale * y ⊙ (g - Σ g ⊙ y)`.
+pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, h, rows, tk) = scores.dims4()?;
+    let t = mask.dim(3)?;
+    if t == 0 || rows % t != 0 {
+        return Err(crate::error::ModelError::arg(
+            "mask",
+            format!("{t} query rows for scores {:?}", scores.dims()),
+        ));
+    }
+    let mask = mask.reshape((b, t, tk))?.contiguous()?;
+    let y = scores
+        .contiguous()?
+        .reshape((b, h * rows / t, t, tk))?
+        .apply_op2(&mask, MaskedSoftmax { scale })?;
+    Ok(y.reshape((b, h, rows, tk))?)
+}
+
+struct MaskedSoftmax {
+    scale: f64,
+}
+
+fn masked_softmax_rows<T: Real>(x: &[T], m: &[T], t: usize, n: usize, scale: f64) -> Vec<T> {
+    let mut out = vec![T::from_f64(0.0); x.len()];
+    // One task per (batch, head) block of t rows, which uses the t mask rows of its batch.
+    let heads_per_batch = x.len() / m.len();
+    let block = t * n;
+    out.par_chunks_mut(block)
+        .zip(x.par_chunks(block))
+        .enumerate()
+        .for_each(|(bh, (o, x))| {
+            let bi = bh / heads_per_batch;
+            let mb = &m[bi * block..(bi + 1) * block];
+            for ((o, x), mrow) in o.chunks_mut(n).zip(x.chunks(n)).zip(mb.chunks(n)) {
+                let mut mx = f64::NEG_INFINITY;
+                for (oj, (&xj, &mj)) in o.iter_mut().zip(x.iter().zip(mrow)) {
+                    let z = T::from_f64(scale * xj.to_f64() + mj.to_f64());
+                    *oj = z;
+                    mx = mx.max(z.to_f64());
+                }
+                let mut s = 0.0f64;
+                for oj in o.iter_mut() {
+                    let e = T::from_f64(oj.to_f64() - mx).exp();
+                    *oj = e;
+                    s += e.to_f64();
+                }
+                let inv = 1.0 / s;
+                for oj in o.iter_mut() {
+                    *oj = T::from_f64(oj.to_f64() * inv);
+                }
+            }
+        });
+    out
+}
+
+impl CustomOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "masked-softmax-trainable"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, _, t, n) = l1.shape().dims4()?;
+        if l2.dims() != [b, t, n] {
+            candle_core::bail!(
+                "masked-softmax: mask {:?} for scores {:?}",
+                l2.dims(),
+                l1.dims()
+            )
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(m)) => CpuStorage::F32(masked_softmax_rows(
+                slice(x, l1, "masked-softmax")?,
+                slice(m, l2, "masked-softmax")?,
+                t,
+                n,
+                self.scale,
+            )),
+            (CpuStorage::F64(x), CpuStorage::F64(m)) => CpuStorage::F64(masked_softmax_rows(
+                slice(x, l1, "masked-softmax")?,
+                slice(m, l2, "masked-softmax")?,
+                t,
+                n,
+                self.scale,
+            )),
+            _ => candle_core::bail!("masked-softmax: f32 or f64 tensors of one dtype"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _m: &Tensor,
+        y: &Tensor,
+        g: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let gx = (y.apply_op2_no_bwd(&g.contiguous()?, &SoftmaxGrad)? * self.scale)?;
+        Ok((Some(gx), None))
+    }
+}
+
+// ---------------------------------------------------------------- RoPE
+
+/// Differentiable rotary embedding of `x: [b, heads, t, d]` with tables `[b, t, d/2]` (half
+/// rotation pairs `(i, i + d/2)`, interleaved pairs `(2i, 2i+1)`). The rotation is linear and
+/// orthogonal, so the backward pass is the same kernel rotating by `-angle`. No gradient flows
+/// to the tables.
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, interleaved: bool) -> Result<Tensor> {
+    let op = Rope {
+        interleaved,
+        inverse: false,
+    };
+    Ok(x.contiguous()?
+        .apply_op3(&cos.contiguous()?, &sin.contiguous()?, op)?)
+}
+
+struct Rope {
+    interleaved: bool,
+    inverse: bool,
+}
+
+fn rope_rows<T: Real>(x: &[T], c: &[T], s: &[T], dims: (usize, usize, usize), op: &Rope) -> Vec<T> {
+    let (h, t, d) = dims;
+    let half = d / 2;
+    let sign = if op.inverse { -1.0 } else { 1.0 };
+    let mut out = vec![T::from_f64(0.0); x.len()];
+    out.par_chunks_mut(t * d)
+        .zip(x.par_chunks(t * d))
+        .enumerate()
+        .for_each(|(bh, (o, x))| {
+            let bi = bh / h;
+            for ti in 0..t {
+                let tab = (bi * t + ti) * half;
+                let (o, x) = (&mut o[ti * d..(ti + 1) * d], &x[ti * d..(ti + 1) * d]);
+                for i in 0..half {
+                    let (cv, sv) = (c[tab + i].to_f64(), sign * s[tab + i].to_f64());
+                    let (a, b) = if op.interleaved {
+                        (2 * i, 2 * i + 1)
+                    } else {
+                        (i, i + half)
+                    };
+                    let (xa, xb) = (x[a].to_f64(), x[b].to_f64());
+                    o[a] = T::from_f64(xa * cv - xb * sv);
+                    o[b] = T::from_f64(xb * cv + xa * sv);
+                }
+            }
+        });
+    out
+}
+
+impl CustomOp3 for Rope {
+    fn name(&self) -> &'static str {
+        "rope-trainable"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, h, t, d) = l1.shape().dims4()?;
+        if d % 2 != 0 || l2.dims() != [b, t, d / 2] || l3.dims() != [b, t, d / 2] {
+            candle_core::bail!("rope: tables {:?} for x {:?}", l2.dims(), l1.dims())
+        }
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(c), CpuStorage::F32(s)) => {
+                CpuStorage::F32(rope_rows(
+                    slice(x, l1, "rope")?,
+                    slice(c, l2, "rope")?,
+                    slice(s, l3, "rope")?,
+                    (h, t, d),
+                    self,
+                ))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(c), CpuStorage::F64(s)) => {
+                CpuStorage::F64(rope_rows(
+                    slice(x, l1, "rope")?,
+                    slice(c, l2, "rope")?,
+                    slice(s, l3, "rope")?,
+                    (h, t, d),
+                    self,
+                ))
+            }
+            _ => candle_core::bail!("rope: f32 or f64 tensors of one dtype"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        c: &Tensor,
+        s: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let op = Rope {
+            interleaved: self.interleaved,
+            inverse: !self.inverse,
+        };
+        Ok((
+            Some(g.contiguous()?.apply_op3_no_bwd(c, s, &op)?),
+            None,
+            None,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Var, D};
@@ -428,6 +650,62 @@ mod tests {
             assert!(max_abs_diff(&a.1, &b.1) < tol, "rms {dtype:?}");
             assert!(max_abs_diff(&a.2, &b.2) < 10.0 * tol, "grad x {dtype:?}");
             assert!(max_abs_diff(&a.3, &b.3) < 10.0 * tol, "grad w {dtype:?}");
+        }
+    }
+
+    fn grad_of(x0: &Tensor, up: &Tensor, f: &dyn Fn(&Tensor) -> Tensor) -> (Tensor, Tensor) {
+        let x = Var::from_tensor(x0).unwrap();
+        let y = f(x.as_tensor());
+        let loss = (&y * up).unwrap().sqr().unwrap().sum_all().unwrap();
+        let g = loss.backward().unwrap();
+        (y, g.get(x.as_tensor()).unwrap().clone())
+    }
+
+    #[test]
+    fn rope_and_attention_softmax_match_composed() {
+        let dev = &Device::Cpu;
+        for dtype in [DType::F32, DType::F64] {
+            let tol = if dtype == DType::F32 { 1e-4 } else { 1e-11 };
+            let r = |shape: &[usize], std: f32| {
+                Tensor::randn(0f32, std, shape, dev)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap()
+            };
+            // RoPE on [b=2, h=3, t=4, d=8], both layouts.
+            let pos = vec![vec![0, 1, 2, 7], vec![3, 4, 5, 6]];
+            let (c, s) = crate::ops::rope_tables(&pos, 8, 100.0, dtype, dev).unwrap();
+            let (x0, up) = (r(&[2, 3, 4, 8], 1.0), r(&[2, 3, 4, 8], 1.0));
+            for inter in [false, true] {
+                let a = grad_of(&x0, &up, &|x| rope(x, &c, &s, inter).unwrap());
+                let b = grad_of(&x0, &up, &|x| {
+                    crate::ops::rope_composed(x, &c, &s, inter).unwrap()
+                });
+                assert!(max_abs_diff(&a.0, &b.0) < tol, "rope {inter} {dtype:?}");
+                assert!(
+                    max_abs_diff(&a.1, &b.1) < tol,
+                    "rope grad {inter} {dtype:?}"
+                );
+            }
+            // Attention: b=2, kv=2, g=3, t=4 queries, T=6 keys, with padding in the mask.
+            let valid = vec![vec![true; 6], vec![false, false, true, true, true, true]];
+            let mask = crate::ops::attention_mask(&valid, 4, dtype, dev).unwrap();
+            let (x0, up) = (r(&[2, 2, 12, 6], 3.0), r(&[2, 2, 12, 6], 1.0));
+            let a = grad_of(&x0, &up, &|x| masked_softmax(x, &mask, 0.125).unwrap());
+            let b = grad_of(&x0, &up, &|x| {
+                let att = (x * 0.125)
+                    .unwrap()
+                    .reshape((2, 2, 3, 4, 6))
+                    .unwrap()
+                    .broadcast_add(&mask)
+                    .unwrap();
+                candle_nn::ops::softmax(&att, D::Minus1)
+                    .unwrap()
+                    .reshape((2, 2, 12, 6))
+                    .unwrap()
+            });
+            assert!(max_abs_diff(&a.0, &b.0) < tol, "softmax {dtype:?}");
+            assert!(max_abs_diff(&a.1, &b.1) < tol, "softmax grad {dtype:?}");
         }
     }
 }
