@@ -563,6 +563,132 @@ impl CustomOp3 for Rope {
     }
 }
 
+// ---------------------------------------------------------------- matrix-vector products
+
+/// Most rows of `x` for which [`linear_few_rows`] is used (decode steps of small batches).
+pub const FEW_ROWS: usize = 4;
+
+/// `x W^T` for a handful of rows `x: [m, in]` and `W: [out, in]` (f32, CPU, no gradient).
+///
+/// A decode step is bound by reading the weights: this streams each contiguous row of `W` once
+/// and takes its dot product with the `m` rows of `x` (16 lanes, AVX2+FMA when the CPU has it),
+/// while the general gemm path repacks `W^T` for every call. Each output element is one dot
+/// product in a fixed order, so a row's result does not depend on the other rows.
+pub fn linear_few_rows(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    Ok(x.contiguous()?
+        .apply_op2_no_bwd(&w.contiguous()?, &FewRows)?)
+}
+
+/// Whether [`linear_few_rows`] applies to `x: [m, in]` and `w`.
+pub fn few_rows_supported(x: &Tensor, w: &Tensor) -> bool {
+    x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && x.rank() == 2
+        && w.rank() == 2
+        && x.dim(0).is_ok_and(|m| (1..=FEW_ROWS).contains(&m))
+}
+
+struct FewRows;
+
+#[inline(always)]
+fn dot16(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..16 {
+            acc[l] = x[l].mul_add(y[l], acc[l]);
+        }
+    }
+    let mut tail = 0f32;
+    for (x, y) in ar.iter().zip(br) {
+        tail = x.mul_add(*y, tail);
+    }
+    // Fixed pairwise reduction of the lanes.
+    let mut w = 8;
+    while w > 0 {
+        for l in 0..w {
+            acc[l] += acc[l + w];
+        }
+        w /= 2;
+    }
+    acc[0] + tail
+}
+
+fn few_rows_block(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
+    for (j, wr) in w.chunks_exact(k).enumerate() {
+        for i in 0..m {
+            out[j * m + i] = dot16(&x[i * k..(i + 1) * k], wr);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn few_rows_block_avx2(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
+    few_rows_block(x, m, k, w, out)
+}
+
+fn few_rows(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+    // Output transposed per block ([out, m]), then reordered to [m, out].
+    let mut t = vec![0f32; n * m];
+    const ROWS: usize = 64;
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    t.par_chunks_mut(ROWS * m)
+        .zip(w.par_chunks(ROWS * k))
+        .for_each(|(o, wb)| {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU supports AVX2 and FMA (checked above).
+                unsafe { few_rows_block_avx2(x, m, k, wb, o) };
+                return;
+            }
+            few_rows_block(x, m, k, wb, o)
+        });
+    if m == 1 {
+        return t;
+    }
+    let mut out = vec![0f32; n * m];
+    for j in 0..n {
+        for i in 0..m {
+            out[i * n + j] = t[j * m + i];
+        }
+    }
+    out
+}
+
+impl CustomOp2 for FewRows {
+    fn name(&self) -> &'static str {
+        "linear-few-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (m, k) = l1.shape().dims2()?;
+        let (n, k2) = l2.shape().dims2()?;
+        if k != k2 {
+            candle_core::bail!("linear-few-rows: x {:?} and w {:?}", l1.dims(), l2.dims())
+        }
+        match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => {
+                let (x, w) = (slice(x, l1, "linear")?, slice(w, l2, "linear")?);
+                Ok((
+                    CpuStorage::F32(few_rows(x, m, k, w, n)),
+                    Shape::from((m, n)),
+                ))
+            }
+            _ => candle_core::bail!("linear-few-rows: f32 only"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Var, D};
@@ -707,5 +833,27 @@ mod tests {
             assert!(max_abs_diff(&a.0, &b.0) < tol, "softmax {dtype:?}");
             assert!(max_abs_diff(&a.1, &b.1) < tol, "softmax grad {dtype:?}");
         }
+    }
+
+    #[test]
+    fn few_rows_matches_matmul() {
+        let dev = &Device::Cpu;
+        // k = 37 exercises the 16-lane chunks and the tail; n = 130 spans several blocks.
+        let w = Tensor::randn(0f32, 1.0, (130, 37), dev).unwrap();
+        for m in 1..=FEW_ROWS {
+            let x = Tensor::randn(0f32, 1.0, (m, 37), dev).unwrap();
+            assert!(few_rows_supported(&x, &w));
+            let a = linear_few_rows(&x, &w).unwrap();
+            let b = x.matmul(&w.t().unwrap()).unwrap();
+            assert!(max_abs_diff(&a, &b) < 1e-4, "m = {m}");
+            // Row 0 is computed identically whatever the other rows are.
+            let a0 = linear_few_rows(&x.narrow(0, 0, 1).unwrap(), &w).unwrap();
+            assert_eq!(max_abs_diff(&a.narrow(0, 0, 1).unwrap(), &a0), 0.0);
+        }
+        // By hand: [1, 2] . [3, 4] = 11.
+        let x = Tensor::new(&[[1f32, 2.]], dev).unwrap();
+        let w = Tensor::new(&[[3f32, 4.]], dev).unwrap();
+        let y: Vec<Vec<f32>> = linear_few_rows(&x, &w).unwrap().to_vec2().unwrap();
+        assert_eq!(y, vec![vec![11.0]]);
     }
 }
