@@ -394,12 +394,7 @@ impl Decoder {
     /// `x: [n, in]` times `W^T` (+ bias, + LoRA).
     fn linear(&self, x: &Tensor, w: &str, bias: Option<&str>, mode: Mode) -> Result<Tensor> {
         let wt = self.w(w, mode)?;
-        // Decode steps: stream the weight rows once (fused.rs) instead of the gemm path.
-        let mut y = if mode == Mode::Infer && crate::fused::few_rows_supported(x, &wt) {
-            crate::fused::linear_few_rows(x, &wt)?
-        } else {
-            x.matmul(&wt.t()?)?
-        };
+        let mut y = x.matmul(&wt.t()?)?;
         if let Some(b) = bias {
             y = y.broadcast_add(&self.w(b, mode)?)?;
         }
