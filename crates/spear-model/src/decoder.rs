@@ -33,17 +33,59 @@ pub struct LoraAdapter {
     pub scale: f64,
 }
 
-/// Per-layer key/value cache: `[b, kv_heads, T, head_dim]` per layer.
-#[derive(Debug, Clone, Default)]
+/// One layer's cached keys and values: buffers `[b, kv_heads, capacity, head_dim]` of which the
+/// first `len` positions are filled.
+#[derive(Debug)]
+struct LayerKv {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+/// Per-layer key/value cache, preallocated: new positions are written into the buffers in place
+/// (`slice_set`) instead of concatenating a new tensor every step; when a buffer is full it is
+/// reallocated at twice the size. Attention reads a view of the filled part.
+///
+/// Cloning copies the buffers (two caches never share storage, so writing one cannot change the
+/// other).
+#[derive(Debug, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerKv>>,
+    reserve: usize,
+}
+
+impl Clone for KvCache {
+    fn clone(&self) -> Self {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref().map(|l| LayerKv {
+                    k: l.k.copy().expect("copying a KV buffer"),
+                    v: l.v.copy().expect("copying a KV buffer"),
+                    len: l.len,
+                })
+            })
+            .collect();
+        KvCache {
+            layers,
+            reserve: self.reserve,
+        }
+    }
 }
 
 impl KvCache {
     /// An empty cache for `num_layers` layers.
     pub fn new(num_layers: usize) -> Self {
+        Self::with_capacity(num_layers, 0)
+    }
+
+    /// An empty cache whose buffers are allocated for `positions` positions up front (e.g.
+    /// prompt + max new tokens), so generation never reallocates.
+    pub fn with_capacity(num_layers: usize, positions: usize) -> Self {
         KvCache {
-            layers: vec![None; num_layers],
+            layers: (0..num_layers).map(|_| None).collect(),
+            reserve: positions,
         }
     }
 
@@ -52,7 +94,7 @@ impl KvCache {
         self.layers
             .first()
             .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+            .map_or(0, |l| l.len)
     }
 
     /// Whether nothing is cached.
@@ -62,23 +104,66 @@ impl KvCache {
 
     /// Keeps (and repeats) batch rows: row `i` of the result is row `rows[i]` of `self`.
     pub fn select_rows(&self, rows: &[usize]) -> Result<KvCache> {
-        let Some(Some((k0, _))) = self.layers.first() else {
+        let Some(Some(l0)) = self.layers.first() else {
             return Ok(self.clone());
         };
         let idx = Tensor::from_vec(
             rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
             rows.len(),
-            k0.device(),
+            l0.k.device(),
         )?;
         let layers = self
             .layers
             .iter()
             .map(|l| match l {
-                Some((k, v)) => Ok(Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?))),
+                Some(l) => Ok(Some(LayerKv {
+                    k: l.k.index_select(&idx, 0)?,
+                    v: l.v.index_select(&idx, 0)?,
+                    len: l.len,
+                })),
                 None => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers })
+        Ok(KvCache {
+            layers,
+            reserve: self.reserve,
+        })
+    }
+
+    fn len_of(&self, layer: usize) -> usize {
+        self.layers[layer].as_ref().map_or(0, |l| l.len)
+    }
+
+    /// Writes `k, v: [b, kv_heads, t, head_dim]` after the cached positions of `layer` and
+    /// returns views `[b, kv_heads, len, head_dim]` of everything cached (detached).
+    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, nkv, t, hd) = k.dims4()?;
+        let (k, v) = (k.detach().contiguous()?, v.detach().contiguous()?);
+        let len = self.layers[layer].as_ref().map_or(0, |l| l.len);
+        let cap = self.layers[layer]
+            .as_ref()
+            .map_or(0, |l| l.k.dim(2).unwrap_or(0));
+        if len + t > cap {
+            let new_cap = (len + t).max(2 * cap).max(self.reserve);
+            let nk = Tensor::zeros((b, nkv, new_cap, hd), k.dtype(), k.device())?;
+            let nv = Tensor::zeros((b, nkv, new_cap, hd), v.dtype(), v.device())?;
+            if let Some(old) = &self.layers[layer] {
+                nk.slice_set(&old.k.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+                nv.slice_set(&old.v.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+            }
+            self.layers[layer] = Some(LayerKv { k: nk, v: nv, len });
+        }
+        let l = self.layers[layer].as_mut().expect("allocated above");
+        if l.k.dim(0)? != b {
+            return Err(ModelError::arg(
+                "cache",
+                format!("batch of {b} rows for a cache of {}", l.k.dim(0)?),
+            ));
+        }
+        l.k.slice_set(&k, 2, len)?;
+        l.v.slice_set(&v, 2, len)?;
+        l.len = len + t;
+        Ok((l.k.narrow(2, 0, l.len)?, l.v.narrow(2, 0, l.len)?))
     }
 }
 
@@ -215,7 +300,10 @@ pub struct Decoder {
 
 impl Decoder {
     /// Wraps `params`, checking that every tensor of `cfg` is present with the right shape.
+    ///
+    /// Also applies [`crate::alloc::keep_freed_memory`] (once per process).
     pub fn new(cfg: ModelConfig, params: ParamStore) -> Result<Self> {
+        crate::alloc::keep_freed_memory();
         cfg.validate("decoder")?;
         for (name, shape, _) in param_specs(&cfg) {
             let v = params.get(&name)?;
@@ -372,27 +460,28 @@ impl Decoder {
             let q = ops::rope(&q, &input.cos, &input.sin, cfg.rope_interleaved, fused)?;
             let k = ops::rope(&k, &input.cos, &input.sin, cfg.rope_interleaved, fused)?;
             let (k, v) = match cache.as_deref_mut() {
+                // Inference: attend to a view of the preallocated buffers (no copy).
+                Some(c) if mode == Mode::Infer => c.append(l, &k, &v)?,
+                // Training through a cache: the new keys keep their gradient (the cached
+                // ones are detached).
                 Some(c) => {
-                    let (k, v) = match &c.layers[l] {
-                        Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
-                        None => (k, v),
-                    };
-                    c.layers[l] = Some((k.detach(), v.detach()));
-                    (k, v)
+                    let past = c.len_of(l);
+                    let (ck, cv) = c.append(l, &k, &v)?;
+                    if past == 0 {
+                        (k, v)
+                    } else {
+                        (
+                            Tensor::cat(&[&ck.narrow(2, 0, past)?, &k], 2)?,
+                            Tensor::cat(&[&cv.narrow(2, 0, past)?, &v], 2)?,
+                        )
+                    }
                 }
                 None => (k, v),
             };
-            let t_all = k.dim(2)?;
             // Grouped-query attention without copying K/V: query heads of one KV head are
             // stacked along the time axis (head index = kv * g + r, as HF's repeat_kv).
-            let qg = (q * scale)?.reshape((b, nkv, g * t, hd))?;
-            let scores = qg.matmul(&k.t()?)?.reshape((b, nkv, g, t, t_all))?;
-            let att = ops::masked_softmax_last(&scores, &input.mask, fused)?.reshape((
-                b,
-                nkv,
-                g * t,
-                t_all,
-            ))?;
+            let qg = q.reshape((b, nkv, g * t, hd))?;
+            let att = ops::attention_softmax(&qg.matmul(&k.t()?)?, &input.mask, scale, fused)?;
             let o = att
                 .matmul(&v)?
                 .reshape((b, nh, t, hd))?

@@ -12,6 +12,7 @@ use crate::optim::{AdamW, AdamWConfig, Grads};
 use crate::policy::Policy;
 use crate::sampling::{FinishReason, GenRequest, SamplingParams};
 use crate::scoring::ScoreItem;
+use crate::test_util::max_abs_diff;
 use crate::{plan_micro_batches, ChatMessage};
 
 const CORPUS: &[&str] = &[
@@ -362,4 +363,97 @@ fn logits_match_transformers_reference() {
             assert!(worst < 1e-4, "{name} {mode:?}: max |diff| {worst}");
         }
     }
+}
+
+/// The preallocated KV cache: growing past its capacity and cloning (a GRPO group forks rows)
+/// give the same hidden states as one full forward pass.
+#[test]
+fn kv_cache_growth_and_clones_match_full_forward() {
+    use crate::decoder::{ForwardInput, KvCache};
+    let p = policy(Arch::Qwen2, 4);
+    let (m, cfg) = (&p.model, p.model.config());
+    let ids = prompt(&p, "open fridge . take apple from fridge");
+    let n = ids.len();
+    assert!(n > 8, "prompt of {n} tokens");
+    let dev = Device::Cpu;
+    let full = ForwardInput::right_padded(cfg, &[&ids], 0, DType::F32, &dev).unwrap();
+    let want = m.forward_hidden(&full, None, Mode::Infer).unwrap();
+    let step = |cache: &mut KvCache, j: usize, tok: u32| {
+        let input = ForwardInput::new(
+            cfg,
+            &[vec![tok]],
+            &[vec![j as u32]],
+            &[vec![true; j + 1]],
+            DType::F32,
+            &dev,
+        )
+        .unwrap();
+        m.forward_hidden(&input, Some(cache), Mode::Infer).unwrap()
+    };
+    // Capacity 1: the 3-token prefill and later steps reallocate the buffers several times.
+    let mut cache = KvCache::with_capacity(cfg.num_layers, 1);
+    let pre = ForwardInput::new(
+        cfg,
+        &[ids[..3].to_vec()],
+        &[vec![0, 1, 2]],
+        &[vec![true; 3]],
+        DType::F32,
+        &dev,
+    )
+    .unwrap();
+    let h = m
+        .forward_hidden(&pre, Some(&mut cache), Mode::Infer)
+        .unwrap();
+    assert!(max_abs_diff(&h, &want.narrow(1, 0, 3).unwrap()) < 1e-4);
+    for (j, &tok) in ids.iter().enumerate().skip(3) {
+        if j == 6 {
+            // A clone advanced with another token must not disturb the original.
+            let mut fork = cache.clone();
+            let _ = step(&mut fork, j, ids[0]);
+            assert_eq!(fork.len(), j + 1);
+        }
+        let h = step(&mut cache, j, tok);
+        let d = max_abs_diff(&h, &want.narrow(1, j, 1).unwrap());
+        assert!(d < 1e-4, "position {j}: {d}");
+        assert_eq!(cache.len(), j + 1);
+    }
+}
+
+/// A stop string made of several tokens ends generation at the token completing it, with the
+/// same tokens and text as decoding the whole response after every token (the old behaviour).
+#[test]
+fn multi_token_stop_string_matches_full_decoding() {
+    let p = policy(Arch::Llama, 8);
+    let tok = &p.tokenizer;
+    let req = GenRequest {
+        prompt_ids: prompt(&p, "go to fridge"),
+        seed: 3,
+    };
+    let free = SamplingParams {
+        max_new_tokens: 12,
+        ignore_eos: true,
+        ..Default::default()
+    };
+    let g = &p.generate(std::slice::from_ref(&req), &free).unwrap()[0];
+    assert_eq!(g.token_ids.len(), 12);
+    // The text of two consecutive word tokens (a string spanning a token boundary).
+    let stop = (1..11)
+        .map(|i| tok.decode(&g.token_ids[i..i + 2], true).unwrap())
+        .find(|s| s.trim().contains(' '))
+        .expect("two consecutive word tokens in the sample");
+    // Reference: first prefix whose full decode contains the stop.
+    let (k, text) = (1..=12)
+        .find_map(|k| {
+            let t = tok.decode(&g.token_ids[..k], true).unwrap();
+            t.find(&stop).map(|i| (k, t[..i + stop.len()].to_string()))
+        })
+        .unwrap();
+    let params = SamplingParams {
+        stop_strings: vec!["never appears".into(), stop.clone()],
+        ..free
+    };
+    let h = &p.generate(std::slice::from_ref(&req), &params).unwrap()[0];
+    assert_eq!(h.token_ids, g.token_ids[..k]);
+    assert_eq!(h.text, text);
+    assert_eq!(h.finish, FinishReason::StopString(stop));
 }

@@ -1,25 +1,31 @@
 //! Trainable decoder LLMs on candle (see `shared/docs/ml-backend.md`).
 //!
+//! - [`alloc`]: keep freed tensor memory in the process (glibc malloc tuning)
 //! - [`config`]: HF `config.json` <-> [`ModelConfig`] (Llama, Qwen2/2.5, Qwen3)
 //! - [`params`]: named parameters ([`ParamStore`]), random init, freezing
 //! - [`ops`]: composed (trainable) and fused (inference) RMSNorm / RoPE / softmax
+//! - [`fused`]: CPU softmax / RMSNorm kernels with hand-written backward (training path)
 //! - [`decoder`]: the decoder with GQA, RoPE, SwiGLU and a KV cache
 //! - [`tokenizer`], [`chat`]: tokenizers (HF, GGUF, word-level) and Jinja chat templates
 //! - [`load`]: HF directories, GGUF, pinned pretrained models (SmolLM2-135M)
 //! - [`sampling`]: batched generation with behaviour log-probs ([`Sampler`] trait)
+//! - [`logprob`]: fused log-softmax + gather + entropy with its own backward
+//! - [`stop`]: incremental stop-string detection for the sampler
 //! - [`scoring`]: teacher-forced log-probs / entropies with gradient, micro-batch planning
 //! - [`optim`]: gradients, fused AdamW, clipping, lr schedules
 //! - [`checkpoint`]: atomic checkpoints and HF export
 //! - [`lora`]: LoRA adapters and merge
 //! - [`policy`]: model + tokenizer + template, the trainer's entry point
 
+pub mod alloc;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
 pub mod error;
-pub mod fused_softmax;
+pub mod fused;
 pub mod load;
+pub mod logprob;
 pub mod lora;
 pub mod ops;
 pub mod optim;
@@ -27,6 +33,7 @@ pub mod params;
 pub mod policy;
 pub mod sampling;
 pub mod scoring;
+pub mod stop;
 pub mod tokenizer;
 
 pub use chat::{ChatMessage, ChatTemplate, ToolCall};

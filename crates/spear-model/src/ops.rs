@@ -13,37 +13,58 @@ use crate::error::Result;
 pub const MASK_VALUE: f64 = -1e9;
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * w`.
+///
+/// `fused`: candle's kernel (no gradient, inference). Otherwise the trainable kernel of
+/// [`crate::fused`] on the CPU, else the composed ops.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, fused: bool) -> Result<Tensor> {
     if fused {
         let x = x.contiguous()?;
         return Ok(candle_nn::ops::rms_norm(&x, w, eps as f32)?);
     }
+    if crate::fused::supported(x) && x.dtype() == w.dtype() {
+        return crate::fused::rms_norm(x, w, eps);
+    }
+    rms_norm_composed(x, w, eps)
+}
+
+/// RMSNorm from elementary differentiable ops (the reference the kernels are tested against).
+pub fn rms_norm_composed(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
     let inv = (ms + eps)?.sqrt()?.recip()?;
     Ok(x.broadcast_mul(&inv)?.broadcast_mul(w)?)
 }
 
-/// Softmax over the last dimension.
+/// Softmax over the last dimension (`fused`: candle's kernel, no gradient; otherwise the
+/// trainable kernel of [`crate::fused`] on the CPU, else composed ops).
 pub fn softmax_last(x: &Tensor, fused: bool) -> Result<Tensor> {
     if fused {
         Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?)
-    } else if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
-        Ok(crate::fused_softmax::softmax_last_trainable(x)?)
+    } else if crate::fused::supported(x) {
+        crate::fused::softmax_last(x)
     } else {
         Ok(candle_nn::ops::softmax(x, D::Minus1)?)
     }
 }
 
-/// `softmax(scores + mask)` over the last dimension; `mask` broadcasts as `[b, 1, 1, t, k]`.
-/// On the CPU (f32/f64) one fused, trainable pass ([`crate::fused_softmax`]).
-pub fn masked_softmax_last(scores: &Tensor, mask: &Tensor, fused: bool) -> Result<Tensor> {
-    if scores.device().is_cpu() && matches!(scores.dtype(), DType::F32 | DType::F64) {
-        Ok(crate::fused_softmax::masked_softmax_last_trainable(
-            scores, mask,
-        )?)
-    } else {
-        softmax_last(&scores.broadcast_add(mask)?, fused)
+/// `softmax(scale * scores + mask)` for attention scores `[b, kv_heads, g * t, T]` (query heads
+/// of one KV head stacked along time) and a mask `[b, 1, 1, t, T]`; returns the same shape.
+/// `fused`: candle's kernels (no gradient); otherwise the trainable kernel of [`crate::fused`] on
+/// the CPU, else composed ops.
+pub fn attention_softmax(
+    scores: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+    fused: bool,
+) -> Result<Tensor> {
+    let (b, nkv, gt, tk) = scores.dims4()?;
+    let t = mask.dim(3)?;
+    if !fused && crate::fused::supported(scores) && scores.dtype() == mask.dtype() {
+        return crate::fused::masked_softmax(scores, mask, scale);
     }
+    let att = (scores * scale)?
+        .reshape((b, nkv, gt / t, t, tk))?
+        .broadcast_add(mask)?;
+    Ok(softmax_last(&att, fused)?.reshape((b, nkv, gt, tk))?)
 }
 
 /// RoPE cos/sin tables of shape `[b, t, head_dim / 2]` for the given positions.
@@ -82,7 +103,8 @@ pub fn rope_tables(
 /// Rotary embedding of `x: [b, h, t, d]` with tables `[b, t, d/2]`.
 ///
 /// Half rotation pairs `(i, i + d/2)` (HF layout); interleaved pairs `(2i, 2i+1)` (GPT-J and
-/// llama.cpp layout). `fused` uses candle's kernels (no gradient).
+/// llama.cpp layout). `fused` uses candle's kernels (no gradient); otherwise the trainable kernel
+/// of [`crate::fused`] on the CPU, else composed ops.
 pub fn rope(
     x: &Tensor,
     cos: &Tensor,
@@ -98,6 +120,14 @@ pub fn rope(
             candle_nn::rotary_emb::rope(&x, cos, sin)?
         });
     }
+    if crate::fused::supported(x) && x.dtype() == cos.dtype() {
+        return crate::fused::rope(x, cos, sin, interleaved);
+    }
+    rope_composed(x, cos, sin, interleaved)
+}
+
+/// RoPE from elementary differentiable ops (the reference the kernels are tested against).
+pub fn rope_composed(x: &Tensor, cos: &Tensor, sin: &Tensor, interleaved: bool) -> Result<Tensor> {
     let (b, h, t, d) = x.dims4()?;
     let cos = cos.unsqueeze(1)?;
     let sin = sin.unsqueeze(1)?;
@@ -193,6 +223,11 @@ mod tests {
         for inter in [false, true] {
             close(
                 &rope(&x, &c, &s, inter, false).unwrap(),
+                &rope(&x, &c, &s, inter, true).unwrap(),
+                1e-5,
+            );
+            close(
+                &rope_composed(&x, &c, &s, inter).unwrap(),
                 &rope(&x, &c, &s, inter, true).unwrap(),
                 1e-5,
             );

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::decoder::{Decoder, ForwardInput, KvCache, Mode};
 use crate::error::{ModelError, Result};
+use crate::stop::StopScanner;
 use crate::tokenizer::TextTokenizer;
 
 /// How to sample.
@@ -216,6 +217,7 @@ struct Row {
     key_valid: Vec<bool>,
     next_pos: u32,
     out: Generation,
+    stop: StopScanner,
     done: bool,
 }
 
@@ -284,7 +286,7 @@ pub fn generate(
         valid.push((0..lmax).map(|j| j >= np).collect::<Vec<_>>());
     }
     let input = ForwardInput::new(cfg, &ids, &pos, &valid, dtype, &device)?;
-    let mut cache = KvCache::new(cfg.num_layers);
+    let mut cache = KvCache::with_capacity(cfg.num_layers, lmax + params.max_new_tokens);
     let h = model.forward_hidden(&input, Some(&mut cache), Mode::Infer)?;
     let last = h.narrow(1, lmax - 1, 1)?.squeeze(1)?;
     let mut logits = model.logits(&last, Mode::Infer)?;
@@ -312,6 +314,7 @@ pub fn generate(
                 entropies: params.with_entropy.then(Vec::new),
                 finish: FinishReason::Length,
             },
+            stop: StopScanner::new(&params.stop_strings),
             done: false,
         })
         .collect();
@@ -333,11 +336,17 @@ pub fn generate(
                 row.done = true;
             }
             if !params.stop_strings.is_empty() && !row.done {
-                let text = tokenizer
-                    .expect("checked above")
-                    .decode(&row.out.token_ids, true)?;
-                if let Some((cut, s)) = first_stop(&text, &params.stop_strings) {
-                    row.out.text = text[..cut].to_string();
+                // Incremental: only a short tail of tokens is decoded per step (stop.rs).
+                let tok = tokenizer.expect("checked above");
+                let hit = row
+                    .stop
+                    .push(&row.out.token_ids, |ids| tok.decode(ids, true))?;
+                if let Some(hit) = hit {
+                    // Once per sequence: the text is cut from the full decode, as before.
+                    let text = tok.decode(&row.out.token_ids, true)?;
+                    let (cut, s) =
+                        first_stop(&text, &params.stop_strings).unwrap_or((hit.end, hit.stop));
+                    row.out.text = text.get(..cut).unwrap_or(&text).to_string();
                     row.out.finish = FinishReason::StopString(s);
                     row.done = true;
                 }

@@ -1,10 +1,11 @@
 //! Teacher-forced log-probs and entropies of response tokens, with gradient, micro-batched by a
 //! token budget (verl's dynamic batch size).
 
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 
-use crate::decoder::{log_probs_and_entropy, Decoder, ForwardInput, Mode};
+use crate::decoder::{Decoder, ForwardInput, Mode};
 use crate::error::{ModelError, Result};
+use crate::logprob::token_logprobs_and_entropy;
 
 /// One (prompt, response) pair to score.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +58,9 @@ impl Scored {
 /// Scores `items` in one forward pass. `Mode::Train` keeps the graph for `backward`.
 ///
 /// The logit of position `P + k - 1` predicts response token `k` (P = prompt length); only those
-/// rows go through the LM head, so prompt positions cost no vocabulary projection.
+/// rows go through the LM head, so prompt positions cost no vocabulary projection. Log-probs and
+/// entropies come from one fused op ([`token_logprobs_and_entropy`]): no `[rows, vocab]`
+/// temporaries beyond the logits and their gradient.
 pub fn score(
     model: &Decoder,
     items: &[ScoreItem<'_>],
@@ -104,9 +107,7 @@ pub fn score(
     let idx = Tensor::from_vec(rows, n, &dev)?;
     let hsel = h.reshape((b * t, hs))?.index_select(&idx, 0)?;
     let logits = model.logits(&hsel, mode)?;
-    let (lp, ent) = log_probs_and_entropy(&logits, with_entropy)?;
-    let tgt = Tensor::from_vec(targets, (n, 1), &dev)?;
-    let logprobs = lp.gather(&tgt, D::Minus1)?.squeeze(D::Minus1)?;
+    let (logprobs, ent) = token_logprobs_and_entropy(&logits, &targets, with_entropy)?;
     Ok(Scored {
         logprobs,
         entropy: ent,

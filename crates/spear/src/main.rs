@@ -127,22 +127,7 @@ enum BenchEnv {
     Webshop(cli::webshop::BenchArgs),
 }
 
-/// Keeps freed tensor buffers in the process instead of returning every large block to the
-/// kernel: glibc maps each allocation above 128 KiB separately by default, and training
-/// allocates and frees many attention-sized tensors per step (page faults were ~20 % of a
-/// training profile; see BENCHMARKS.md, "trainer").
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before any other thread runs.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
-    }
-}
-
 fn main() {
-    tune_allocator();
     let cli = Cli::parse();
     if let Err(err) = run(cli) {
         // `{:#}` prints the whole context chain on one line: what failed and why.

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spear_model::{
     AdamW, AdamWConfig, Arch, ChatMessage, Decoder, GenRequest, Grads, Mode, ModelConfig, Policy,
-    SamplingParams, ScoreItem,
+    SamplingParams, ScoreItem, TextTokenizer,
 };
 
 /// Arguments of `spear chat`.
@@ -101,6 +101,10 @@ pub struct BenchArgs {
     /// Workloads to run (train, score, gen1, gen8).
     #[arg(long, value_delimiter = ',', default_value = "train,score,gen1,gen8")]
     pub only: Vec<String>,
+    /// Instead of benchmarking, write the model as an HF directory here (for
+    /// `benches/torch_model_bench.py --hf-dir`, so both sides run identical weights).
+    #[arg(long)]
+    pub export_hf: Option<std::path::PathBuf>,
 }
 
 fn peak_rss_mb() -> f64 {
@@ -114,12 +118,27 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system, all threads) of this process so far, from `/proc/self/stat`
+/// (clock ticks of 10 ms). On a loaded machine, tokens per CPU second at 1 thread is a steadier
+/// figure than wall time.
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn bench_model(name: &str) -> anyhow::Result<Decoder> {
+fn bench_model(name: &str) -> anyhow::Result<(Decoder, Option<TextTokenizer>)> {
     if name == "tiny" {
         let mut cfg = ModelConfig::tiny(Arch::Llama, 2048);
         cfg.hidden_size = 128;
@@ -128,21 +147,36 @@ fn bench_model(name: &str) -> anyhow::Result<Decoder> {
         cfg.num_heads = 4;
         cfg.num_kv_heads = 2;
         cfg.max_position_embeddings = 1024;
-        return Ok(Decoder::random(cfg, 0, 0.02, DType::F32, &Device::Cpu)?);
+        return Ok((
+            Decoder::random(cfg, 0, 0.02, DType::F32, &Device::Cpu)?,
+            None,
+        ));
     }
-    Ok(Policy::load(name, DType::F32, &Device::Cpu)?.model)
+    let p = Policy::load(name, DType::F32, &Device::Cpu)?;
+    Ok((p.model, Some(p.tokenizer)))
 }
 
 /// Runs `spear bench model`.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.export_hf {
+        let (model, tok) = bench_model(&args.model)?;
+        spear_model::checkpoint::export_hf(dir, &model, tok.as_ref())
+            .with_context(|| format!("exporting `{}` to {}", args.model, dir.display()))?;
+        println!(
+            "wrote {} as an HF directory to {}",
+            args.model,
+            dir.display()
+        );
+        return Ok(());
+    }
     if std::env::var_os("SPEAR_BENCH_CHILD").is_none() {
         let exe = std::env::current_exe()?;
         println!(
             "spear bench model --model {} (batch {} x {}, generation {} + {}, median of {})",
             args.model, args.batch, args.seq_len, args.prompt_len, args.new_tokens, args.reps
         );
-        println!("| threads | workload | tokens/s | median s | peak RSS MB |");
-        println!("|---|---|---:|---:|---:|");
+        println!("| threads | workload | tokens/s | median s | tokens per CPU-s | peak RSS MB |");
+        println!("|---|---|---:|---:|---:|---:|");
         for &t in &args.threads {
             let status = Command::new(&exe)
                 .args(std::env::args().skip(1))
@@ -156,7 +190,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let threads = std::env::var("SPEAR_BENCH_CHILD").unwrap_or_default();
-    let model = bench_model(&args.model)?;
+    let (model, _) = bench_model(&args.model)?;
     let cfg = model.config().clone();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut rand_ids = |n: usize| -> Vec<u32> {
@@ -164,12 +198,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             .map(|_| rng.random_range(0..cfg.vocab_size as u32))
             .collect()
     };
-    let report = |what: &str, tokens: usize, secs: Vec<f64>| {
+    let report = |what: &str, tokens: usize, secs: Vec<f64>, cpu: Vec<f64>| {
         let m = median(secs);
         println!(
-            "| {threads} | {what} | {:.1} | {:.3} | {:.0} |",
+            "| {threads} | {what} | {:.1} | {:.3} | {:.1} | {:.0} |",
             tokens as f64 / m,
             m,
+            tokens as f64 / median(cpu),
             peak_rss_mb()
         );
     };
@@ -184,32 +219,54 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let tokens = args.batch * args.seq_len;
     let want = |w: &str| args.only.iter().any(|x| x == w);
     if want("score") {
-        let mut t = vec![];
+        let (mut t, mut c) = (vec![], vec![]);
         for _ in 0..args.reps {
-            let s = Instant::now();
+            let (s, c0) = (Instant::now(), cpu_secs());
             let sc = spear_model::score(&model, &items, Mode::Infer, false)?;
             let _ = sc.logprobs.sum_all()?.to_scalar::<f32>()?;
             t.push(s.elapsed().as_secs_f64());
+            c.push(cpu_secs() - c0);
         }
-        report(&format!("score {}x{}", args.batch, args.seq_len), tokens, t);
+        report(
+            &format!("score {}x{}", args.batch, args.seq_len),
+            tokens,
+            t,
+            c,
+        );
     }
     if want("train") {
         let mut opt = AdamW::new(AdamWConfig::default());
-        let mut t = vec![];
+        let (mut t, mut tf, mut tb, mut to, mut c) = (vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..args.reps {
-            let s = Instant::now();
+            let (s, c0) = (Instant::now(), cpu_secs());
             let sc = spear_model::score(&model, &items, Mode::Train, false)?;
             let loss = (sc.logprobs.mean_all()?.neg())?;
+            let s1 = Instant::now();
+            let grads = loss.backward()?;
+            let s2 = Instant::now();
             let mut g = Grads::new();
-            g.accumulate(&loss.backward()?, model.params())?;
+            g.accumulate(&grads, model.params())?;
+            drop(grads);
             g.clip_global_norm(1.0)?;
             opt.step(model.params(), &g, 1e-5)?;
-            t.push(s.elapsed().as_secs_f64());
+            let e = Instant::now();
+            t.push((e - s).as_secs_f64());
+            tf.push((s1 - s).as_secs_f64());
+            tb.push((s2 - s1).as_secs_f64());
+            to.push((e - s2).as_secs_f64());
+            c.push(cpu_secs() - c0);
         }
         report(
             &format!("train {}x{} (fwd+bwd+AdamW)", args.batch, args.seq_len),
             tokens,
             t,
+            c,
+        );
+        println!(
+            "#   {threads} thread(s) train split: fwd {:.3} s, bwd {:.3} s, clip+AdamW {:.3} s",
+            median(tf),
+            median(tb),
+            median(to)
         );
     }
     for (w, b) in [("gen1", 1usize), ("gen8", 8)] {
@@ -228,14 +285,15 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             ignore_eos: true,
             ..Default::default()
         };
-        let mut t = vec![];
+        let (mut t, mut c) = (vec![], vec![]);
         for _ in 0..args.reps {
-            let s = Instant::now();
+            let (s, c0) = (Instant::now(), cpu_secs());
             let g = spear_model::sampling::generate(&model, None, &reqs, &params)?;
             if g.iter().any(|x| x.token_ids.len() != args.new_tokens) {
                 bail!("generation stopped early");
             }
             t.push(s.elapsed().as_secs_f64());
+            c.push(cpu_secs() - c0);
         }
         report(
             &format!(
@@ -244,6 +302,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             ),
             b * args.new_tokens,
             t,
+            c,
         );
     }
     Ok(())
