@@ -4,6 +4,8 @@
 //! Every environment kind produces the same [`RolloutOutput`]; the trainer does not know
 //! whether a sample is a household step or a whole math conversation.
 
+pub mod math;
+
 use spear_rl::sample::StepSample;
 
 use crate::run_dir::EpisodeRecord;
