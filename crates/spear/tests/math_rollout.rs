@@ -11,8 +11,8 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{DType, Device};
 use serde_json::{json, Value};
 use spear::rollout::math::{
-    render_prompt, rollout_math, rollout_math_with, ChatSampler, MathRolloutConfig,
-    MathRolloutOutput, ToolMessageTemplate, FENCE_SYSTEM_PROMPT,
+    evaluate_math, render_prompt, rollout_math, rollout_math_with, ChatSampler, MathEvalSettings,
+    MathRolloutConfig, MathRolloutOutput, ToolMessageTemplate, FENCE_SYSTEM_PROMPT,
 };
 use spear_envs::math::conversation::StopReason;
 use spear_envs::math::data::MathProblem;
@@ -520,4 +520,46 @@ fn a_tool_message_past_the_budget_ends_the_conversation() {
     assert_eq!(out.rollout.samples[0].response_tokens.len(), 10);
     assert_eq!(out.conversations[0].stop, StopReason::ResponseBudget);
     assert_eq!(out.rollout.samples[0].tool_calls, 0);
+}
+
+#[test]
+fn evaluation_counts_correct_samples_per_problem() {
+    let s = Scripted {
+        policy: tiny_policy(1),
+        script: hermes_script,
+    };
+    let probs = vec![
+        problem("a", "What is 6*7?", "42"),
+        problem("b", "What is x?", "3"),
+        problem("c", "What is 6*7 again?", "41"),
+    ];
+    let settings = MathEvalSettings {
+        k: 2,
+        sampling: long_turns(),
+        rollout: MathRolloutConfig {
+            max_response_tokens: 400,
+            ..Default::default()
+        },
+        seed: 0,
+        // one problem per batch: three rollouts, progress after each
+        batch_conversations: 3,
+    };
+    let mut seen = vec![];
+    let r = evaluate_math(&s, &probs, &settings, sandbox(), &mut |d| seen.push(d)).unwrap();
+    assert_eq!(seen, vec![2, 4, 6]);
+    let ids: Vec<&str> = r.problems.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(r.problems[0].correct, vec![true, true]);
+    assert_eq!(r.problems[1].correct, vec![false, false]);
+    // c computes 42 but the ground truth is 41
+    assert_eq!(r.problems[2].correct, vec![false, false]);
+    assert_eq!(
+        r.problems[2].preds,
+        vec![Some("42".to_string()), Some("42".to_string())]
+    );
+    // avg@2 = (1 + 0 + 0) / 3; pass@1 = 1/3; pass@2 = 1/3; one call per conversation
+    assert!((r.avg_at_k - 1.0 / 3.0).abs() < 1e-12);
+    assert!((r.pass_at[&1] - 1.0 / 3.0).abs() < 1e-12);
+    assert!((r.pass_at[&2] - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(r.mean_tool_calls, 1.0);
 }

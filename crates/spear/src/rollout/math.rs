@@ -34,11 +34,13 @@
 //! Seeds: the generation seed of a turn is [`turn_seed`]`(seed, iteration, problem, member,
 //! turn)`, so a conversation does not depend on which others share its batch.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde_json::Value;
 use spear_envs::math::conversation::{ChatTemplate as EnvTemplate, LoopConfig, Next, StopReason};
+use spear_envs::math::data::metrics::{avg_at_k, pass_at_k};
 use spear_envs::math::data::MathProblem;
 use spear_envs::math::sandbox::SandboxPool;
 use spear_envs::math::tool::{
@@ -547,9 +549,160 @@ pub fn rollout_math_with(
     Ok(out)
 }
 
+/// Settings of [`evaluate_math`] (spec §5.3 "validation": k = 32, T = 1.0, top-p 0.6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MathEvalSettings {
+    /// Samples (conversations) per problem.
+    pub k: usize,
+    /// Sampling of every turn.
+    pub sampling: SamplingParams,
+    /// The tool loop and budget.
+    pub rollout: MathRolloutConfig,
+    /// Run seed (per-turn seeds derive from it, spec: reproducible).
+    pub seed: u64,
+    /// Conversations per rollout batch (whole problems: at least one problem of k).
+    pub batch_conversations: usize,
+}
+
+/// One problem's k samples.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProblemOutcome {
+    /// Problem id.
+    pub id: String,
+    /// Ground truth.
+    pub answer: String,
+    /// Verdict of each sample.
+    pub correct: Vec<bool>,
+    /// Extracted boxed answer of each sample.
+    pub preds: Vec<Option<String>>,
+    /// Tool-call messages of each sample.
+    pub tool_calls: Vec<u32>,
+    /// Response tokens (tool output included) of each sample.
+    pub response_tokens: Vec<usize>,
+}
+
+/// avg@k / pass@k over a problem set (spec §5.4).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MathEvalReport {
+    /// Samples per problem.
+    pub k: usize,
+    /// Mean accuracy over all samples (avg@k).
+    pub avg_at_k: f64,
+    /// Unbiased pass@j (Chen et al. 2021) for j = 1, 2, 4, … < k and j = k; pass@k is the
+    /// fraction of problems with at least one correct sample.
+    pub pass_at: BTreeMap<usize, f64>,
+    /// Mean tool calls per conversation.
+    pub mean_tool_calls: f64,
+    /// Per problem.
+    pub problems: Vec<ProblemOutcome>,
+}
+
+/// Aggregates per-problem outcomes into avg@k and pass@j.
+pub fn math_eval_report(k: usize, problems: Vec<ProblemOutcome>) -> MathEvalReport {
+    let table: Vec<Vec<bool>> = problems.iter().map(|p| p.correct.clone()).collect();
+    let mut pass_at = BTreeMap::new();
+    let mut j = 1;
+    while j < k {
+        pass_at.insert(j, pass_at_k(&table, j));
+        j *= 2;
+    }
+    pass_at.insert(k, pass_at_k(&table, k));
+    let n: usize = problems.iter().map(|p| p.tool_calls.len()).sum();
+    let calls: u32 = problems.iter().flat_map(|p| &p.tool_calls).sum();
+    MathEvalReport {
+        k,
+        avg_at_k: avg_at_k(&table),
+        pass_at,
+        mean_tool_calls: if n == 0 { 0.0 } else { calls as f64 / n as f64 },
+        problems,
+    }
+}
+
+/// Samples k conversations per problem through the tool loop and scores them with the strict
+/// verifier. `progress(done)` is called after each batch with the conversations finished so far.
+pub fn evaluate_math(
+    sampler: &dyn ChatSampler,
+    problems: &[MathProblem],
+    settings: &MathEvalSettings,
+    sandbox: &SandboxPool,
+    progress: &mut dyn FnMut(usize),
+) -> anyhow::Result<MathEvalReport> {
+    let k = settings.k;
+    if k == 0 {
+        bail!("k must be at least 1");
+    }
+    let per_batch = (settings.batch_conversations / k).max(1);
+    let mut outcomes = Vec::with_capacity(problems.len());
+    let mut done = 0;
+    for (c, chunk) in problems.chunks(per_batch).enumerate() {
+        let cfg = MathRolloutConfig {
+            problem_index_offset: (c * per_batch) as u64,
+            ..settings.rollout.clone()
+        };
+        let out = rollout_math_with(
+            sampler,
+            chunk,
+            k,
+            &settings.sampling,
+            settings.seed,
+            0,
+            sandbox,
+            &cfg,
+        )?;
+        for (pi, p) in chunk.iter().enumerate() {
+            let range = pi * k..(pi + 1) * k;
+            let infos = &out.conversations[range.clone()];
+            let samples = &out.rollout.samples[range];
+            outcomes.push(ProblemOutcome {
+                id: p.id.clone(),
+                answer: p.answer.clone(),
+                correct: infos.iter().map(|i| i.acc).collect(),
+                preds: infos.iter().map(|i| i.pred.clone()).collect(),
+                tool_calls: samples.iter().map(|s| s.tool_calls).collect(),
+                response_tokens: samples.iter().map(|s| s.response_tokens.len()).collect(),
+            });
+        }
+        done += chunk.len() * k;
+        progress(done);
+    }
+    Ok(math_eval_report(k, outcomes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eval_report_by_hand() {
+        let o = |correct: Vec<bool>, calls: Vec<u32>| ProblemOutcome {
+            id: "p".into(),
+            answer: "1".into(),
+            preds: vec![None; correct.len()],
+            response_tokens: vec![1; correct.len()],
+            correct,
+            tool_calls: calls,
+        };
+        let r = math_eval_report(
+            4,
+            vec![
+                o(vec![true, false, false, false], vec![1, 0, 0, 0]),
+                o(vec![false; 4], vec![2, 2, 0, 0]),
+            ],
+        );
+        // avg@4 = (1/4 + 0) / 2 = 0.125
+        assert!((r.avg_at_k - 0.125).abs() < 1e-12);
+        // pass@1 = (1/4 + 0)/2 = 0.125; pass@2 = (1 − C(3,2)/C(4,2))/2 = (1 − 3/6)/2 = 0.25;
+        // pass@4 = (1 + 0)/2 = 0.5 (problems with a correct sample)
+        assert_eq!(r.pass_at.keys().copied().collect::<Vec<_>>(), vec![1, 2, 4]);
+        assert!((r.pass_at[&1] - 0.125).abs() < 1e-12);
+        assert!((r.pass_at[&2] - 0.25).abs() < 1e-12);
+        assert!((r.pass_at[&4] - 0.5).abs() < 1e-12);
+        // 5 calls over 8 conversations
+        assert!((r.mean_tool_calls - 0.625).abs() < 1e-12);
+        // k = 3: pass@1, pass@2, pass@3
+        let r = math_eval_report(3, vec![o(vec![true, true, false], vec![0; 3])]);
+        assert_eq!(r.pass_at.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
 
     #[test]
     fn splitmix64_reference_value() {
