@@ -189,21 +189,40 @@ pub struct BenchArgs {
 
 struct Measure {
     label: String,
+    median_ms: f64,
     mean_ms: f64,
     calls_per_s: f64,
 }
 
+/// Median of a non-empty sample (mean of the two middle values for an even count).
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
 fn time_sequential(label: &str, n: usize, mut f: impl FnMut()) -> Measure {
     f(); // warm-up (page cache)
+    let mut per_call = Vec::with_capacity(n);
     let t = Instant::now();
     for i in 0..n {
+        let c = Instant::now();
         f();
+        per_call.push(c.elapsed().as_secs_f64() * 1000.0);
         eprint!("\r  {label}: {}/{n}", i + 1);
     }
     eprintln!();
     let s = t.elapsed().as_secs_f64();
     Measure {
         label: label.to_string(),
+        median_ms: median(&mut per_call),
         mean_ms: s * 1000.0 / n as f64,
         calls_per_s: n as f64 / s,
     }
@@ -259,17 +278,26 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let s = t.elapsed().as_secs_f64();
         rows.push(Measure {
             label: format!("{label}, numpy, pool x{}", args.concurrency),
+            median_ms: f64::NAN,
             mean_ms: s * 1000.0 / codes.len() as f64,
             calls_per_s: codes.len() as f64 / s,
         });
     }
 
-    println!("| setting | mean ms / call | calls / s |");
-    println!("|---|---:|---:|");
+    println!("| setting | median ms / call | mean ms / call | calls / s |");
+    println!("|---|---:|---:|---:|");
     for r in &rows {
-        println!("| {} | {:.1} | {:.2} |", r.label, r.mean_ms, r.calls_per_s);
+        let med = if r.median_ms.is_nan() {
+            "–".to_string()
+        } else {
+            format!("{:.1}", r.median_ms)
+        };
+        println!(
+            "| {} | {med} | {:.1} | {:.2} |",
+            r.label, r.mean_ms, r.calls_per_s
+        );
     }
-    let find = |l: &str| rows.iter().find(|r| r.label == l).map(|r| r.mean_ms);
+    let find = |l: &str| rows.iter().find(|r| r.label == l).map(|r| r.median_ms);
     for name in ["trivial", "numpy"] {
         if let (Some(bare), Some(rl), Some(bw)) = (
             find(&format!("bare python, {name}")),
@@ -277,7 +305,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             find(&format!("bwrap (isolation on), {name}")),
         ) {
             println!(
-                "{name}: sandbox overhead beyond Python start-up: bwrap {:+.1} ms, rlimits {:+.1} ms (bwrap − rlimits {:+.1} ms)",
+                "{name} (medians): sandbox overhead beyond Python start-up: bwrap {:+.1} ms, rlimits {:+.1} ms (bwrap − rlimits {:+.1} ms)",
                 bw - bare,
                 rl - bare,
                 bw - rl
@@ -499,6 +527,14 @@ mod tests {
 
     /// `eval_aime` end to end on a tiny from-scratch model exported as an HF directory: two AIME
     /// 2024 problems, k = 2, through the real sandbox; the JSON report must be consistent.
+    #[test]
+    fn median_by_hand() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        // even count: mean of the middle two, (2 + 3) / 2
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
+
     #[test]
     fn eval_aime_on_a_tiny_hf_model_writes_a_consistent_report() {
         let dir = std::env::temp_dir().join(format!("spear-aime-eval-{}", std::process::id()));
