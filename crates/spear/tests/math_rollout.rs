@@ -332,6 +332,18 @@ fn tiny_policy_rollout_through_the_sandbox_matches_teacher_forcing() {
         );
         assert_eq!(alone.rollout.samples[m].uid.0, 1);
     }
+    // Nor on how many conversations share a generate call.
+    let chunked = rollout_math(&policy, &probs, 2, &sampling(), 5, 3, sandbox(), &{
+        MathRolloutConfig {
+            max_batch_conversations: 3,
+            ..cfg.clone()
+        }
+    })
+    .unwrap();
+    for (a, b) in chunked.rollout.samples.iter().zip(&out.rollout.samples) {
+        assert_eq!(a.response_tokens, b.response_tokens);
+        assert_eq!(a.response_mask, b.response_mask);
+    }
 }
 
 /// Replays fixed assistant turns (as text) on a real policy's tokenizer and template.

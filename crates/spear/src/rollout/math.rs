@@ -118,6 +118,9 @@ pub struct MathRolloutConfig {
     /// When the template does not render the tool schema, use [`FENCE_SYSTEM_PROMPT`] (if no
     /// `system_prompt` is given) so the model knows it can run fenced Python.
     pub fence_prompt_without_tools: bool,
+    /// Most conversations per `generate` call (0: all running conversations in one call). Bounds
+    /// the KV-cache memory of a turn; results do not depend on it (per-sequence seeds).
+    pub max_batch_conversations: usize,
     /// Index of `problems[0]` in its data set: seeds and group ids use `offset + i`, so a
     /// problem gets the same samples whatever chunk it is evaluated in.
     pub problem_index_offset: u64,
@@ -131,6 +134,7 @@ impl Default for MathRolloutConfig {
             reward: SpearRewardConfig::default(),
             system_prompt: None,
             fence_prompt_without_tools: true,
+            max_batch_conversations: 0,
             problem_index_offset: 0,
         }
     }
@@ -361,45 +365,55 @@ pub fn rollout_math_with(
         if active.is_empty() {
             break;
         }
-        // One batched generation for every running conversation.
-        let requests: Vec<GenRequest> = active
-            .iter()
-            .map(|&i| {
-                let r = &runs[i];
-                let mut ids = prompts[r.problem].1.clone();
-                ids.extend_from_slice(&r.response);
-                GenRequest {
-                    prompt_ids: ids,
-                    seed: turn_seed(
-                        seed,
-                        iteration,
-                        cfg.problem_index_offset + r.problem as u64,
-                        r.member as u64,
-                        turn,
-                    ),
-                }
-            })
-            .collect();
-        let most_left = active
-            .iter()
-            .map(|&i| budget - runs[i].response.len())
-            .max()
-            .unwrap_or(0);
-        let params = SamplingParams {
-            max_new_tokens: sampling.max_new_tokens.min(most_left),
-            ..sampling.clone()
+        // One batched generation for every running conversation (in chunks of
+        // `max_batch_conversations` when set).
+        let chunk = match cfg.max_batch_conversations {
+            0 => active.len(),
+            n => n,
         };
-        let t0 = Instant::now();
-        let gens = sampler
-            .generate(&requests, &params)
-            .context("generating the next assistant turn")?;
-        out.rollout.generate_secs += t0.elapsed().as_secs_f64();
-        if gens.len() != requests.len() {
-            bail!(
-                "the sampler returned {} generations for {} requests",
-                gens.len(),
-                requests.len()
-            );
+        let mut gens: Vec<Generation> = Vec::with_capacity(active.len());
+        for part in active.chunks(chunk) {
+            let requests: Vec<GenRequest> = part
+                .iter()
+                .map(|&i| {
+                    let r = &runs[i];
+                    let mut ids = prompts[r.problem].1.clone();
+                    ids.extend_from_slice(&r.response);
+                    GenRequest {
+                        prompt_ids: ids,
+                        seed: turn_seed(
+                            seed,
+                            iteration,
+                            cfg.problem_index_offset + r.problem as u64,
+                            r.member as u64,
+                            turn,
+                        ),
+                    }
+                })
+                .collect();
+            // Every sequence may use its remaining budget; longer ones are cut below.
+            let most_left = part
+                .iter()
+                .map(|&i| budget - runs[i].response.len())
+                .max()
+                .unwrap_or(0);
+            let params = SamplingParams {
+                max_new_tokens: sampling.max_new_tokens.min(most_left),
+                ..sampling.clone()
+            };
+            let t0 = Instant::now();
+            let part_gens = sampler
+                .generate(&requests, &params)
+                .context("generating the next assistant turn")?;
+            out.rollout.generate_secs += t0.elapsed().as_secs_f64();
+            if part_gens.len() != requests.len() {
+                bail!(
+                    "the sampler returned {} generations for {} requests",
+                    part_gens.len(),
+                    requests.len()
+                );
+            }
+            gens.extend(part_gens);
         }
 
         // Append the sampled tokens and let the tool loop decide.
