@@ -11,10 +11,12 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{DType, Device};
 use serde_json::{json, Value};
 use spear::rollout::math::{
-    evaluate_math, render_prompt, rollout_math, rollout_math_with, ChatSampler, MathEvalSettings,
-    MathRolloutConfig, MathRolloutOutput, ToolMessageTemplate, FENCE_SYSTEM_PROMPT,
+    demonstration_tokens, evaluate_math, render_prompt, rollout_math, rollout_math_with,
+    ChatSampler, MathEvalSettings, MathRolloutConfig, MathRolloutOutput, ToolMessageTemplate,
+    FENCE_SYSTEM_PROMPT,
 };
 use spear_envs::math::conversation::StopReason;
+use spear_envs::math::data::generator::{demonstration, generate_set};
 use spear_envs::math::data::MathProblem;
 use spear_envs::math::sandbox::{Limits, LocalExecutor, PythonEnv, SandboxPool};
 use spear_model::decoder::Mode;
@@ -574,4 +576,131 @@ fn evaluation_counts_correct_samples_per_problem() {
     assert!((r.pass_at[&1] - 1.0 / 3.0).abs() < 1e-12);
     assert!((r.pass_at[&2] - 1.0 / 3.0).abs() < 1e-12);
     assert_eq!(r.mean_tool_calls, 1.0);
+}
+
+/// Replays fixed assistant turns: turn k after k tool messages.
+struct Replay {
+    policy: Policy,
+    turns: Vec<String>,
+}
+
+impl ChatSampler for Replay {
+    fn tokenizer(&self) -> &TextTokenizer {
+        &self.policy.tokenizer
+    }
+    fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[Value]>,
+        add_generation_prompt: bool,
+    ) -> spear_model::Result<String> {
+        self.policy
+            .render_chat(messages, tools, add_generation_prompt)
+    }
+    fn generate(
+        &self,
+        requests: &[GenRequest],
+        _: &SamplingParams,
+    ) -> spear_model::Result<Vec<Generation>> {
+        let tok = &self.policy.tokenizer;
+        requests
+            .iter()
+            .map(|r| {
+                let ctx = tok.decode(&r.prompt_ids, false)?;
+                // tool messages so far (ChatML or Qwen-like rendering)
+                let k = ctx.matches("<|im_start|>tool\n").count()
+                    + ctx.matches("<tool_response>\n").count();
+                let ids = tok.encode(&self.turns[k])?;
+                Ok(Generation {
+                    logprobs: vec![-1.0; ids.len()],
+                    text: tok.decode(&ids, true)?,
+                    entropies: None,
+                    finish: FinishReason::StopToken(3),
+                    token_ids: ids,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A Qwen2.5-style template: the tool schema in the system prompt, tool replies inside
+/// `<tool_response>` in a user turn (the branches of Qwen's template this loop uses).
+const QWEN_LIKE: &str = r#"{%- if tools %}{{- '<|im_start|>system\nYou may call functions.\n<tools>' }}{%- for t in tools %}{{- '\n' }}{{- t | tojson }}{%- endfor %}{{- '\n</tools>\nReturn each call within <tool_call></tool_call> tags.<|im_end|>\n' }}{%- endif %}{%- for m in messages %}{%- if m.role == 'tool' %}{{- '<|im_start|>user\n<tool_response>\n' + m.content + '\n</tool_response><|im_end|>\n' }}{%- else %}{{- '<|im_start|>' + m.role + '\n' + m.content + '<|im_end|>\n' }}{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"#;
+
+fn qwen_like_policy(seed: u64) -> Policy {
+    let p = tiny_policy(seed);
+    let mut tok = p.tokenizer.clone();
+    tok.chat_template = Some(QWEN_LIKE.to_string());
+    Policy::new(p.model, tok).unwrap()
+}
+
+/// A generator demonstration rendered by `demonstration_tokens` is exactly what the rollout
+/// produces when the model emits the demonstration's turns: same tokens, same mask, and the
+/// sandbox's real output of the check program is the demonstration's tool reply. Both call
+/// formats: fenced Python (ChatML, no tool schema) and hermes (a Qwen-like template).
+#[test]
+fn demonstration_tokens_match_the_rollout_layout() {
+    let g = generate_set(12, 4, &[1])
+        .into_iter()
+        .find(|g| g.problem.problem.is_ascii() && g.check_code.is_ascii())
+        .expect("an ASCII generated problem");
+    let demo = demonstration(&g);
+    let cfg = MathRolloutConfig {
+        max_response_tokens: 4000,
+        ..Default::default()
+    };
+    for (policy, hermes) in [(tiny_policy(2), false), (qwen_like_policy(2), true)] {
+        let tmpl = ToolMessageTemplate::from_template(&policy).unwrap();
+        if hermes {
+            assert_eq!(tmpl.prefix, "<|im_start|>user\n<tool_response>\n");
+            assert_eq!(
+                tmpl.suffix,
+                "\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+            );
+        } else {
+            assert_eq!(tmpl.prefix, "<|im_start|>tool\n");
+            assert_eq!(tmpl.suffix, "<|im_end|>\n<|im_start|>assistant\n");
+        }
+        let (prompt, response, mask) = demonstration_tokens(&policy, &demo, &cfg).unwrap();
+        // Assistant turns as the model would emit them: split the response at the mask runs.
+        let tok = &policy.tokenizer;
+        let turns: Vec<String> = mask_runs(&mask)
+            .into_iter()
+            .filter(|r| r.2 == 1)
+            .map(|(a, b, _)| tok.decode(&response[a..b], false).unwrap())
+            .collect();
+        assert_eq!(turns.len(), 2);
+        if hermes {
+            assert!(turns[0].contains(
+                "\n<tool_call>\n{\"name\": \"code_interpreter\", \"arguments\": {\"code\": "
+            ));
+            assert!(turns[0].ends_with("}}\n</tool_call><|im_end|>"));
+        } else {
+            assert!(turns[0].contains("```python\n") && turns[0].ends_with("```<|im_end|>"));
+        }
+        let replay = Replay { policy, turns };
+        let out = rollout_math_with(
+            &replay,
+            std::slice::from_ref(&g.problem),
+            1,
+            &long_turns(),
+            0,
+            1,
+            sandbox(),
+            &cfg,
+        )
+        .unwrap();
+        let s = &out.rollout.samples[0];
+        assert_eq!(s.prompt_tokens, prompt);
+        let prompt_text = replay.tokenizer().decode(&prompt, false).unwrap();
+        assert_eq!(prompt_text.contains(FENCE_SYSTEM_PROMPT), !hermes);
+        assert_eq!(
+            out.rollout.episodes[0].turns[0].observation, g.problem.answer,
+            "the sandbox's output of the check program"
+        );
+        assert_eq!(s.response_tokens, response);
+        assert_eq!(s.response_mask, mask);
+        assert_eq!(s.episode_reward, 1.0);
+        assert_eq!(s.tool_calls, 1);
+    }
 }

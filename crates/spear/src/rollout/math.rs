@@ -563,6 +563,68 @@ pub fn rollout_math_with(
     Ok(out)
 }
 
+/// A conversation (user, then assistant / tool messages, as
+/// [`spear_envs::math::data::generator::demonstration`] and the ReTool-SFT converter produce) as
+/// one masked token sample in exactly the rollout's layout: the rollout prompt, each assistant
+/// message written as the model would emit it (hermes `<tool_call>` when the template renders the
+/// tool schema, else a fenced ```` ```python ```` block) and ended with the eos token (mask 1),
+/// each tool reply as the template's tool message (mask 0). Use it for the SFT warm start so the
+/// demonstrations match what [`rollout_math`] samples and parses.
+///
+/// Returns `(prompt_tokens, response_tokens, response_mask)`.
+pub fn demonstration_tokens(
+    sampler: &dyn ChatSampler,
+    messages: &[spear_envs::math::conversation::Message],
+    cfg: &MathRolloutConfig,
+) -> anyhow::Result<(Vec<u32>, Vec<u32>, Vec<u8>)> {
+    use spear_envs::math::conversation::Role;
+    let tok = sampler.tokenizer();
+    let Some(first) = messages.first().filter(|m| m.role == Role::User) else {
+        bail!("a demonstration starts with the user message");
+    };
+    let problem = first
+        .content
+        .strip_suffix(ANSWER_FORMAT)
+        .unwrap_or(&first.content);
+    let prompt_text = render_prompt(sampler, problem, cfg)?;
+    let hermes = prompt_text.contains(TOOL_NAME) && prompt_text.contains("<tool_call>");
+    let eos = tok.eos_token.clone().unwrap_or_default();
+    let tool_tmpl = ToolMessageTemplate::from_template(sampler)?;
+    let (mut ids, mut mask) = (vec![], vec![]);
+    for m in &messages[1..] {
+        let (text, trainable) = match m.role {
+            Role::Assistant => {
+                let mut t = m.content.clone();
+                for c in &m.tool_calls {
+                    if hermes {
+                        // Qwen's template order: name, then arguments (`json.dumps` spacing).
+                        let name =
+                            spear_model::chat::python_json(&Value::from(c.name.clone()), None);
+                        let args = spear_model::chat::python_json(&c.arguments, None);
+                        t.push_str(&format!(
+                            "\n<tool_call>\n{{\"name\": {name}, \"arguments\": {args}}}\n</tool_call>"
+                        ));
+                    } else {
+                        let code = code_argument(c).map_err(anyhow::Error::msg)?;
+                        t.push_str(&format!("\n```python\n{}\n```", extract_code(&code)));
+                    }
+                }
+                t.push_str(&eos);
+                (t, 1u8)
+            }
+            Role::Tool => (tool_tmpl.render(&m.content), 0u8),
+            Role::User | Role::System => {
+                bail!("a demonstration has only assistant and tool messages after the problem")
+            }
+        };
+        let piece = tok.encode(&text).context("tokenizing a demonstration")?;
+        mask.extend(std::iter::repeat_n(trainable, piece.len()));
+        ids.extend(piece);
+    }
+    let prompt = tok.encode(&prompt_text).context("tokenizing a prompt")?;
+    Ok((prompt, ids, mask))
+}
+
 /// Settings of [`evaluate_math`] (spec §5.3 "validation": k = 32, T = 1.0, top-p 0.6).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MathEvalSettings {
