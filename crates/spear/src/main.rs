@@ -127,7 +127,44 @@ enum BenchEnv {
     Webshop(cli::webshop::BenchArgs),
 }
 
+/// `spear eval --preset aime24|aime25 …` has its own options (math evaluation, issue #7).
+#[derive(Parser, Debug)]
+#[command(
+    name = "spear eval",
+    about = "AIME evaluation: avg@k and pass@k (spec §5.3, §5.4)"
+)]
+struct AimeEvalCli {
+    #[command(flatten)]
+    args: cli::math::AimeEvalArgs,
+}
+
+/// The AIME arguments when the command line is `spear eval --preset aime…`.
+fn aime_eval_argv() -> Option<Vec<String>> {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) != Some("eval") {
+        return None;
+    }
+    let preset = argv.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--preset=")
+            .map(str::to_string)
+            .or_else(|| (a == "--preset").then(|| argv.get(i + 1).cloned().unwrap_or_default()))
+    })?;
+    cli::math::is_aime_preset(&preset).then(|| {
+        std::iter::once("spear eval".to_string())
+            .chain(argv.into_iter().skip(2))
+            .collect()
+    })
+}
+
 fn main() {
+    if let Some(argv) = aime_eval_argv() {
+        let a = AimeEvalCli::parse_from(argv);
+        if let Err(err) = cli::math::eval_aime(&a.args) {
+            eprintln!("error: {err:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let cli = Cli::parse();
     if let Err(err) = run(cli) {
         // `{:#}` prints the whole context chain on one line: what failed and why.

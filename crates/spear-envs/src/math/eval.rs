@@ -1,8 +1,10 @@
 //! Evaluation over a problem set (spec §5.4): k sampled conversations per
 //! problem through the tool loop, scored with the strict verifier; reports
-//! avg@k and unbiased pass@k. `spear eval --preset aime24|aime25` calls this
-//! with the model engine's sampler as `policy` (the paper: k = 32, T = 1.0,
-//! top-p 0.6).
+//! avg@k and unbiased pass@k. This is the closure-driven, one-conversation-at-a-
+//! time version (scripted policies, remote samplers); `spear eval --preset
+//! aime24|aime25` uses the batched token-level rollout of the `spear` crate
+//! (`spear::rollout::math::evaluate_math`) with the same metrics (the paper:
+//! k = 32, T = 1.0, top-p 0.6).
 
 use std::collections::BTreeMap;
 

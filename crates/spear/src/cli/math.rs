@@ -1,4 +1,5 @@
-//! `spear score math`, `spear sandbox run`, `spear bench sandbox` (issue #7).
+//! `spear score math`, `spear sandbox run`, `spear bench sandbox`, `spear eval --preset
+//! aime24|aime25` (issue #7).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -6,13 +7,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use candle_core::{DType, Device};
 use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use spear::rollout::math::{evaluate_math, MathEvalReport, MathEvalSettings, MathRolloutConfig};
+use spear_envs::math::data::aime::{aime_problems, AimeYear};
 use spear_envs::math::reward::{IncompleteRule, RewardVariant};
 use spear_envs::math::sandbox::{
     Executor, HttpExecutor, Isolation, Limits, LocalExecutor, PythonEnv, SandboxPool,
 };
 use spear_envs::math::tool::{program_for, tool_reply, truncate_middle, MAX_TOOL_RESPONSE_CHARS};
 use spear_envs::math::{compute_score, spear_score, SpearRewardConfig, ToolCallSchedule};
+use spear_model::{Policy, SamplingParams};
 
 /// Which `reward.py` function `--spear` reproduces.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -183,21 +189,40 @@ pub struct BenchArgs {
 
 struct Measure {
     label: String,
+    median_ms: f64,
     mean_ms: f64,
     calls_per_s: f64,
 }
 
+/// Median of a non-empty sample (mean of the two middle values for an even count).
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
 fn time_sequential(label: &str, n: usize, mut f: impl FnMut()) -> Measure {
     f(); // warm-up (page cache)
+    let mut per_call = Vec::with_capacity(n);
     let t = Instant::now();
     for i in 0..n {
+        let c = Instant::now();
         f();
+        per_call.push(c.elapsed().as_secs_f64() * 1000.0);
         eprint!("\r  {label}: {}/{n}", i + 1);
     }
     eprintln!();
     let s = t.elapsed().as_secs_f64();
     Measure {
         label: label.to_string(),
+        median_ms: median(&mut per_call),
         mean_ms: s * 1000.0 / n as f64,
         calls_per_s: n as f64 / s,
     }
@@ -253,17 +278,26 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let s = t.elapsed().as_secs_f64();
         rows.push(Measure {
             label: format!("{label}, numpy, pool x{}", args.concurrency),
+            median_ms: f64::NAN,
             mean_ms: s * 1000.0 / codes.len() as f64,
             calls_per_s: codes.len() as f64 / s,
         });
     }
 
-    println!("| setting | mean ms / call | calls / s |");
-    println!("|---|---:|---:|");
+    println!("| setting | median ms / call | mean ms / call | calls / s |");
+    println!("|---|---:|---:|---:|");
     for r in &rows {
-        println!("| {} | {:.1} | {:.2} |", r.label, r.mean_ms, r.calls_per_s);
+        let med = if r.median_ms.is_nan() {
+            "–".to_string()
+        } else {
+            format!("{:.1}", r.median_ms)
+        };
+        println!(
+            "| {} | {med} | {:.1} | {:.2} |",
+            r.label, r.mean_ms, r.calls_per_s
+        );
     }
-    let find = |l: &str| rows.iter().find(|r| r.label == l).map(|r| r.mean_ms);
+    let find = |l: &str| rows.iter().find(|r| r.label == l).map(|r| r.median_ms);
     for name in ["trivial", "numpy"] {
         if let (Some(bare), Some(rl), Some(bw)) = (
             find(&format!("bare python, {name}")),
@@ -271,7 +305,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             find(&format!("bwrap (isolation on), {name}")),
         ) {
             println!(
-                "{name}: sandbox overhead beyond Python start-up: bwrap {:+.1} ms, rlimits {:+.1} ms (bwrap − rlimits {:+.1} ms)",
+                "{name} (medians): sandbox overhead beyond Python start-up: bwrap {:+.1} ms, rlimits {:+.1} ms (bwrap − rlimits {:+.1} ms)",
                 bw - bare,
                 rl - bare,
                 bw - rl
@@ -279,4 +313,291 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Arguments of `spear eval --preset aime24|aime25` (spec §5.3 validation, §5.4): k samples per
+/// problem through the code-interpreter loop, strict verifier, avg@k and pass@k.
+#[derive(Args, Debug, Clone)]
+pub struct AimeEvalArgs {
+    /// `aime24` or `aime25` (the embedded AIME 2024 / 2025 sets, 30 problems each).
+    #[arg(long)]
+    pub preset: String,
+    /// A known model name (`smollm2-135m`), a `.gguf` file or an HF model directory.
+    #[arg(long, default_value = "smollm2-135m")]
+    pub model: String,
+    /// Samples per problem (the paper: 32).
+    #[arg(long, default_value_t = 32)]
+    pub k: usize,
+    /// Sampling temperature (the paper's validation: 1.0).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Nucleus mass (the paper's validation: 0.6).
+    #[arg(long, default_value_t = 0.6)]
+    pub top_p: f64,
+    /// Most tokens one assistant turn may generate.
+    #[arg(long, default_value_t = 4096)]
+    pub max_new_tokens: usize,
+    /// Response budget per conversation, tool output included (the paper: 16384).
+    #[arg(long, default_value_t = 16384)]
+    pub max_response_tokens: usize,
+    /// Evaluate only the first N problems (quick runs).
+    #[arg(long)]
+    pub problems: Option<usize>,
+    /// Run seed: every sample's randomness derives from it.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the report (totals and per-problem samples) as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Conversations generated together (rounded to whole problems of k samples).
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Concurrent sandbox calls.
+    #[arg(long, default_value_t = 8)]
+    pub sandbox_concurrency: usize,
+    /// Local sandbox isolation.
+    #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
+    pub isolation: IsolationArg,
+    /// Use a SandboxFusion service instead (`http://host:port/run_code`).
+    #[arg(long)]
+    pub sandbox_url: Option<String>,
+}
+
+/// Whether `spear eval --preset NAME` is an AIME evaluation (routes to [`eval_aime`]).
+// Called from `cli::train::eval` once the lead routes the AIME presets here.
+pub fn is_aime_preset(name: &str) -> bool {
+    AimeYear::parse(name).is_some()
+}
+
+/// Runs the AIME evaluation: prints a per-problem table and avg@k / pass@k, optionally writes
+/// the JSON report.
+// Called from `cli::train::eval` once the lead routes the AIME presets here.
+pub fn eval_aime(args: &AimeEvalArgs) -> anyhow::Result<()> {
+    let Some(year) = AimeYear::parse(&args.preset) else {
+        bail!(
+            "--preset {:?} is not an AIME set; use aime24 or aime25",
+            args.preset
+        );
+    };
+    if args.k == 0 {
+        bail!("--k must be at least 1");
+    }
+    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
+        bail!("--temperature must be >= 0 (0 = greedy)");
+    }
+    if !(args.top_p > 0.0 && args.top_p <= 1.0) {
+        bail!("--top-p must be in (0, 1]");
+    }
+    if args.max_new_tokens == 0 || args.max_response_tokens == 0 {
+        bail!("--max-new-tokens and --max-response-tokens must be at least 1");
+    }
+    let mut problems = aime_problems(year);
+    if let Some(n) = args.problems {
+        if n == 0 {
+            bail!("--problems must be at least 1");
+        }
+        problems.truncate(n);
+    }
+    let exec: Arc<dyn Executor> = match &args.sandbox_url {
+        Some(url) => Arc::new(HttpExecutor::new(url).map_err(anyhow::Error::msg)?),
+        None => Arc::new(local_executor(args.isolation)?),
+    };
+    let pool = SandboxPool::new(exec, args.sandbox_concurrency.max(1), Limits::default());
+    let device = Device::cuda_if_available(0)?;
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message(format!("loading {}", args.model));
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let policy = Policy::load(&args.model, DType::F32, &device)
+        .with_context(|| format!("loading the model {:?}", args.model))?;
+    spinner.finish_and_clear();
+
+    let settings = MathEvalSettings {
+        k: args.k,
+        sampling: SamplingParams {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            max_new_tokens: args.max_new_tokens,
+            ..SamplingParams::default()
+        },
+        rollout: MathRolloutConfig {
+            max_response_tokens: args.max_response_tokens,
+            ..MathRolloutConfig::default()
+        },
+        seed: args.seed,
+        batch_conversations: args.batch.max(1),
+    };
+    let total = (problems.len() * args.k) as u64;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} conversations ({elapsed} elapsed, ETA {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(year.data_source());
+    let t0 = Instant::now();
+    let report = evaluate_math(&policy, &problems, &settings, &pool, &mut |done| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    print!("{}", aime_table(&report));
+    println!(
+        "{}: {} problems x {} samples, T = {}, top-p = {}, seed {}, model {}, {:.1} s",
+        year.data_source(),
+        problems.len(),
+        args.k,
+        args.temperature,
+        args.top_p,
+        args.seed,
+        args.model,
+        secs
+    );
+    if let Some(path) = &args.out {
+        let doc = serde_json::json!({
+            "preset": year.data_source(),
+            "model": args.model,
+            "k": args.k,
+            "temperature": args.temperature,
+            "top_p": args.top_p,
+            "max_new_tokens": args.max_new_tokens,
+            "max_response_tokens": args.max_response_tokens,
+            "seed": args.seed,
+            "sandbox": pool.executor_name(),
+            "seconds": secs,
+            "avg_at_k": report.avg_at_k,
+            "pass_at": report.pass_at.iter().map(|(j, v)| (format!("pass@{j}"), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+            "mean_tool_calls": report.mean_tool_calls,
+            "problems": report.problems,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The per-problem table and the totals (Markdown).
+pub fn aime_table(r: &MathEvalReport) -> String {
+    let mut s = String::new();
+    s.push_str("| problem | answer | correct / k | mean tool calls | mean response tokens |\n");
+    s.push_str("|---|---:|---:|---:|---:|\n");
+    for p in &r.problems {
+        let c = p.correct.iter().filter(|&&c| c).count();
+        let n = p.correct.len().max(1) as f64;
+        let calls: u32 = p.tool_calls.iter().sum();
+        let toks: usize = p.response_tokens.iter().sum();
+        s.push_str(&format!(
+            "| {} | {} | {}/{} | {:.2} | {:.0} |\n",
+            p.id,
+            p.answer,
+            c,
+            p.correct.len(),
+            calls as f64 / n,
+            toks as f64 / n
+        ));
+    }
+    s.push_str(&format!(
+        "\navg@{k} = {:.4}   (mean accuracy over all samples)\n",
+        r.avg_at_k,
+        k = r.k
+    ));
+    for (j, v) in &r.pass_at {
+        let note = if *j == r.k {
+            "   (problems with a correct sample)"
+        } else {
+            "   (unbiased estimator)"
+        };
+        s.push_str(&format!("pass@{j} = {v:.4}{note}\n"));
+    }
+    s.push_str(&format!(
+        "mean tool calls per conversation = {:.3}\n",
+        r.mean_tool_calls
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spear_model::checkpoint::export_hf;
+    use spear_model::Arch;
+
+    /// `eval_aime` end to end on a tiny from-scratch model exported as an HF directory: two AIME
+    /// 2024 problems, k = 2, through the real sandbox; the JSON report must be consistent.
+    #[test]
+    fn median_by_hand() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        // even count: mean of the middle two, (2 + 3) / 2
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn eval_aime_on_a_tiny_hf_model_writes_a_consistent_report() {
+        let dir = std::env::temp_dir().join(format!("spear-aime-eval-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let corpus = ["find the remainder when \\boxed{ 7 } ```python print ( 1 ) ```"];
+        let policy = Policy::from_scratch(
+            Arch::Qwen2,
+            &corpus,
+            |c| c.max_position_embeddings = 2048,
+            3,
+        )
+        .unwrap();
+        let model_dir = dir.join("model");
+        export_hf(&model_dir, &policy.model, Some(&policy.tokenizer)).unwrap();
+        let out = dir.join("report.json");
+        let args = AimeEvalArgs {
+            preset: "aime24".into(),
+            model: model_dir.display().to_string(),
+            k: 2,
+            temperature: 1.0,
+            top_p: 0.6,
+            max_new_tokens: 12,
+            max_response_tokens: 24,
+            problems: Some(2),
+            seed: 1,
+            out: Some(out.clone()),
+            batch: 4,
+            sandbox_concurrency: 2,
+            isolation: IsolationArg::Auto,
+            sandbox_url: None,
+        };
+        eval_aime(&args).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(v["preset"], "aime_2024");
+        assert_eq!(v["k"], 2);
+        let probs = v["problems"].as_array().unwrap();
+        let aime = aime_problems(AimeYear::Y2024);
+        assert_eq!(probs.len(), 2);
+        let mut correct = 0;
+        let mut any = 0;
+        for (p, a) in probs.iter().zip(&aime) {
+            assert_eq!(p["id"], a.id.as_str());
+            assert_eq!(p["answer"], a.answer.as_str());
+            let c = p["correct"].as_array().unwrap();
+            assert_eq!(c.len(), 2);
+            let n = c.iter().filter(|x| x.as_bool().unwrap()).count();
+            correct += n;
+            any += (n > 0) as usize;
+            for t in p["response_tokens"].as_array().unwrap() {
+                let t = t.as_u64().unwrap();
+                assert!((1..=24).contains(&t), "{t}");
+            }
+        }
+        let avg = v["avg_at_k"].as_f64().unwrap();
+        assert!((avg - correct as f64 / 4.0).abs() < 1e-12);
+        assert!((v["pass_at"]["pass@2"].as_f64().unwrap() - any as f64 / 2.0).abs() < 1e-12);
+        assert!(v["pass_at"]["pass@1"].as_f64().is_some());
+        // Bad presets are refused with the valid names.
+        let bad = AimeEvalArgs {
+            preset: "aime23".into(),
+            ..args
+        };
+        let e = eval_aime(&bad).unwrap_err().to_string();
+        assert!(e.contains("aime24 or aime25"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -206,9 +206,14 @@ pub fn sft(args: SftArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Arguments of `spear eval`.
+/// Arguments of `spear eval` (household checkpoints). Math: `spear eval --preset aime24|aime25`
+/// (see `spear eval --preset aime24 --help`).
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// `aime24` or `aime25` evaluates a model on AIME instead (its own options:
+    /// `spear eval --preset aime24 --help`).
+    #[arg(long)]
+    preset: Option<String>,
     /// A run directory (its last checkpoint) or a checkpoint directory `…/checkpoints/iter_N`.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
@@ -248,6 +253,11 @@ fn find_run_and_checkpoint(path: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
 
 /// Runs `spear eval`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    if let Some(p) = &args.preset {
+        anyhow::bail!(
+            "unknown evaluation preset {p:?}; use aime24 or aime25 (or --checkpoint RUN)"
+        );
+    }
     let path = args
         .checkpoint
         .as_ref()

@@ -6,6 +6,8 @@
 
 pub mod agent;
 
+pub mod math;
+
 use spear_rl::sample::StepSample;
 
 use crate::run_dir::EpisodeRecord;
