@@ -256,8 +256,13 @@ impl TextTokenizer {
         let doc = json!({
             "version": "1.0", "truncation": null, "padding": null,
             "added_tokens": added, "normalizer": null,
-            "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\w+|[^\\w\\s]+|\\n"},
-                              "behavior": "Isolated", "invert": false},
+            // Drop spaces (a Split that keeps its delimiters would turn every space into
+            // `<unk>`), then cut the rest into words, punctuation runs and newlines.
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": "[^\\S\\n]+"},
+                 "behavior": "Removed", "invert": false},
+                {"type": "Split", "pattern": {"Regex": "\\w+|[^\\w\\s]+|\\n"},
+                 "behavior": "Isolated", "invert": false}]},
             "post_processor": null, "decoder": null,
             "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
         });
@@ -386,6 +391,11 @@ mod tests {
         assert_eq!(t.decode(&ids, true).unwrap(), "go north");
         let unk = t.encode("fly").unwrap();
         assert_eq!(unk, vec![1]);
+        // Spaces separate words and are not tokens (no `<unk>` between words).
+        let ids = t.encode("take  key\ngo north.").unwrap();
+        assert_eq!(ids.len(), 6, "{ids:?}");
+        assert!(!ids.contains(&1), "{ids:?}");
+        assert_eq!(t.decode(&ids, false).unwrap(), "take key \n go north .");
         assert_eq!(t.stop_token_ids, vec![3]);
         assert_eq!(t.pad_id(), 0);
     }

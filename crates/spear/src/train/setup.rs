@@ -140,6 +140,8 @@ pub fn household_corpus(tasks: &HouseholdTasks, examples: &[SftExample]) -> Vec<
         .iter()
         .flat_map(|e| [e.prompt.clone(), e.response.clone()])
         .collect();
+    // The chat template's role names.
+    corpus.push("system user assistant tool".into());
     let mut env = HouseholdEnv::new(tasks.train.games.clone());
     for i in 0..tasks.train.games.len() {
         if let Ok(obs) = env.reset(i, 0) {
