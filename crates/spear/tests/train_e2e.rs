@@ -28,9 +28,11 @@ fn tiny_sets(out: &Path, name: &str, iterations: u64) -> Vec<String> {
         "model.num_layers=1".into(),
         "model.num_heads=2".into(),
         "model.num_kv_heads=1".into(),
-        "sft.games=6".into(),
-        "sft.epochs=1".into(),
-        "sft.batch_size=16".into(),
+        // Enough warm start for a few well-formed actions, so scores differ inside groups
+        // (advantages ≠ 0) and the replay buffer fills.
+        "sft.games=24".into(),
+        "sft.epochs=3".into(),
+        "sft.batch_size=4".into(),
         "sampling.max_new_tokens=24".into(),
         "rl.drbot.max_response_length=24".into(),
         "rl.update.mini_batch_size=16".into(),
@@ -38,6 +40,9 @@ fn tiny_sets(out: &Path, name: &str, iterations: u64) -> Vec<String> {
         // Replay fires after a couple of iterations.
         "rl.replay.buffer_size=2".into(),
         "rl.drbot.rollout_filter_ratio=1.0".into(),
+        // An untrained policy writes no <action> tags: keep its samples in the loss.
+        "rl.drbot.filter_incomplete=false".into(),
+        "rl.drbot.filter_overlong=false".into(),
     ]
     .into_iter()
     .collect()

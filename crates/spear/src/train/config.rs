@@ -207,6 +207,10 @@ pub struct ModelSection {
     pub max_position_embeddings: u64,
     /// Tiny model: init std of the weights.
     pub init_std: f64,
+    /// Start from the weights of another run: a run directory (its latest checkpoint) or a
+    /// checkpoint directory (`…/checkpoints/iter_N`), e.g. the output of `spear sft`. The
+    /// optimizer starts fresh and the warm start is skipped. Empty: no.
+    pub init_checkpoint: String,
 }
 
 impl Default for ModelSection {
@@ -221,6 +225,7 @@ impl Default for ModelSection {
             num_kv_heads: 2,
             max_position_embeddings: 2048,
             init_std: 0.02,
+            init_checkpoint: String::new(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Named presets: a base (`household-tiny`, `household-smollm2`, `alfworld`, `webshop-tiny`)
+//! Named presets: a base (`household-tiny`, `household-smollm2`, `alfworld`)
 //! and an algorithm suffix (`-grpo`, `-gigpo`, `-spear`; none = `-spear`).
 //!
 //! Algorithms (spec §2.9, §3, §4):
@@ -37,10 +37,6 @@ pub const PRESETS: &[&str] = &[
     "alfworld-grpo",
     "alfworld-gigpo",
     "alfworld-spear",
-    "webshop-tiny",
-    "webshop-tiny-grpo",
-    "webshop-tiny-gigpo",
-    "webshop-tiny-spear",
 ];
 
 /// The default preset of `spear train`.
@@ -106,7 +102,6 @@ pub fn preset(name: &str) -> Option<TrainConfig> {
         "household-tiny" => household_tiny(&mut c),
         "household-smollm2" => household_smollm2(&mut c),
         "alfworld" => alfworld(&mut c),
-        "webshop-tiny" => webshop_tiny(&mut c),
         _ => return None,
     }
     apply_algorithm(&mut c.rl, algo);
@@ -122,32 +117,37 @@ fn scale_to_short_run(c: &mut TrainConfig, replay_buffer: u64) {
 }
 
 fn household_tiny(c: &mut TrainConfig) {
-    c.run.iterations = 40;
+    c.run.iterations = 30;
     c.run.eval_every = 10;
     c.run.eval_before = true;
     c.run.log_episodes = 16;
     c.env.kind = EnvKind::Household;
     c.env.tasks_per_iter = 8;
     c.env.group_size = 8;
-    c.env.max_turns = 12;
+    c.env.max_turns = 10;
     c.env.history_length = 2;
     let h = &mut c.env.household;
     h.source = HouseholdSource::Generated;
     h.task_types = vec!["pick_and_place".into(), "look_at_obj_in_light".into()];
-    h.max_receptacles = 6;
-    h.max_distractor_classes = 2;
+    h.max_receptacles = 2;
+    h.max_distractor_classes = 1;
     h.max_instances = 1;
     h.train_games = 2000;
     h.eval_games = 128;
     c.model.name = "tiny".into();
+    c.model.hidden_size = 64;
+    c.model.intermediate_size = 128;
+    c.model.num_layers = 2;
+    c.model.num_heads = 2;
+    c.model.num_kv_heads = 1;
     c.sampling.max_new_tokens = 40;
-    c.optim.lr = 1e-4;
+    c.optim.lr = 2e-4;
     c.optim.token_budget = 16384;
     c.sft.enabled = true;
     c.sft.games = 600;
-    c.sft.epochs = 2;
-    c.sft.batch_size = 32;
-    c.sft.lr = 2e-3;
+    c.sft.epochs = 3;
+    c.sft.batch_size = 8;
+    c.sft.lr = 3e-3;
     c.eval.episodes = 128;
     c.eval.splits = vec!["valid_seen".into(), "valid_unseen".into()];
     c.rl.update.mini_batch_size = 256;
@@ -159,6 +159,7 @@ fn household_tiny(c: &mut TrainConfig) {
 fn household_smollm2(c: &mut TrainConfig) {
     household_tiny(c);
     c.model.name = "smollm2-135m".into();
+    c.run.save_every = 5;
     c.sampling.max_new_tokens = 128;
     c.rl.drbot.max_response_length = 128;
     c.optim.lr = 2e-6;
@@ -187,15 +188,6 @@ fn alfworld(c: &mut TrainConfig) {
     c.eval.splits = vec!["valid_seen".into()];
     c.rl.update.mini_batch_size = 1024;
     c.rl.update.micro_batch_size = 8;
-}
-
-fn webshop_tiny(c: &mut TrainConfig) {
-    household_tiny(c);
-    c.env.kind = EnvKind::Webshop;
-    c.env.max_turns = 8;
-    c.env.webshop.products = 300;
-    c.sampling.max_new_tokens = 40;
-    c.eval.splits = vec!["valid_seen".into()];
 }
 
 #[cfg(test)]

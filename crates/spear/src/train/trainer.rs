@@ -139,9 +139,43 @@ impl Trainer {
             .with_context(|| format!("creating {}", run.root.display()))?;
         spear_model::checkpoint::write_atomic(&run.config(), cfg.to_toml_string().as_bytes())?;
         let mut t = Self::build(cfg, run, progress)?;
-        t.warm_start(progress)?;
+        if t.cfg.model.init_checkpoint.is_empty() {
+            t.warm_start(progress)?;
+        } else {
+            t.load_init(progress)?;
+        }
         t.checkpoint()?;
         Ok(t)
+    }
+
+    /// Loads `model.init_checkpoint`'s weights (not its optimizer).
+    fn load_init(&mut self, progress: &dyn Progress) -> anyhow::Result<()> {
+        let path = Path::new(&self.cfg.model.init_checkpoint);
+        let dir = if path.join("model.safetensors").is_file() {
+            path.to_path_buf()
+        } else {
+            state::latest(&path.join("checkpoints"))?.with_context(|| {
+                format!(
+                    "model.init_checkpoint = {}: neither a checkpoint directory nor a run \
+                     directory with a complete checkpoint",
+                    path.display()
+                )
+            })?
+        };
+        spear_model::checkpoint::load_checkpoint(
+            &dir.join("model.safetensors"),
+            &self.policy.model,
+            adamw_config(&self.cfg),
+        )
+        .with_context(|| {
+            format!(
+                "model.init_checkpoint: {} does not fit this policy (same [model] and \
+                 environment settings are needed for a tiny policy's vocabulary)",
+                dir.display()
+            )
+        })?;
+        progress.line(&format!("initial weights from {}", dir.display()));
+        Ok(())
     }
 
     /// Continues the run in `dir` from its last complete checkpoint.
@@ -173,7 +207,11 @@ impl Trainer {
             }
             None => {
                 progress.line("no complete checkpoint yet: starting the run over");
-                t.warm_start(progress)?;
+                if t.cfg.model.init_checkpoint.is_empty() {
+                    t.warm_start(progress)?;
+                } else {
+                    t.load_init(progress)?;
+                }
                 t.checkpoint()?;
             }
         }
