@@ -3,7 +3,7 @@
 # household preset, 3 seeds each, equal iterations. Each seed's three runs start from the
 # same supervised warm start (`spear sft`), so the learners differ only in RL.
 #
-#   bash scripts/experiment.sh [OUT_DIR] [extra --set args...]
+#   bash scripts/experiment.sh [OUT_DIR] [extra --set args...]     (SEEDS="0 1 2" by default)
 #
 # Writes OUT_DIR (default runs/experiment): one run directory per (learner, seed), the
 # combined report OUT_DIR/report.html and the summary table OUT_DIR/summary.md.
@@ -16,7 +16,7 @@ cargo build --release -p spear
 SPEAR=./target/release/spear
 mkdir -p "$OUT"
 runs=()
-for seed in 0 1 2; do
+for seed in ${SEEDS:-0 1 2}; do
   sft="$OUT/sft-s$seed-sft"
   if [ ! -f "$sft/checkpoints/latest" ]; then
     rm -rf "$sft"
