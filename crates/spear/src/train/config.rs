@@ -118,7 +118,7 @@ pub struct HouseholdConfig {
     pub source: HouseholdSource,
     /// ALFWorld data root (empty: `$ALFWORLD_DATA`).
     pub alfworld_root: String,
-    /// Task types (`pick_and_place`, `look_at_obj_in_light`, `pick_clean_then_place_in_recep`,
+    /// Task types (`pick_and_place_simple`, `look_at_obj_in_light`, `pick_clean_then_place_in_recep`,
     /// `pick_heat_then_place_in_recep`, `pick_cool_then_place_in_recep`,
     /// `pick_two_obj_and_place`); empty = all six.
     pub task_types: Vec<String>,
@@ -365,7 +365,7 @@ pub struct TrainConfig {
 
 /// The six household task types, in ALFWorld's order.
 pub const HOUSEHOLD_TASK_TYPES: [&str; 6] = [
-    "pick_and_place",
+    "pick_and_place_simple",
     "look_at_obj_in_light",
     "pick_clean_then_place_in_recep",
     "pick_heat_then_place_in_recep",
@@ -575,6 +575,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn task_type_names_are_the_environment_s() {
+        let names: Vec<&str> = spear_envs::household::TaskType::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        assert_eq!(names, HOUSEHOLD_TASK_TYPES.to_vec());
+    }
+
+    #[test]
     fn defaults_round_trip_through_toml() {
         let c = TrainConfig::default();
         let text = c.to_toml_string();
@@ -593,7 +602,7 @@ mod tests {
                 "optim.lr=1".into(),
                 "rl.replay.enabled=false".into(),
                 "run.name=007".into(),
-                "env.household.task_types=[\"pick_and_place\"]".into(),
+                "env.household.task_types=[\"pick_and_place_simple\"]".into(),
                 "rl.advantage.estimator=gigpo".into(),
             ])
             .unwrap();
@@ -601,7 +610,7 @@ mod tests {
         assert_eq!(c.optim.lr, 1.0);
         assert!(!c.rl.replay.enabled);
         assert_eq!(c.run.name, "007");
-        assert_eq!(c.env.household.task_types, vec!["pick_and_place"]);
+        assert_eq!(c.env.household.task_types, vec!["pick_and_place_simple"]);
         assert_eq!(c.rl.advantage.estimator, spear_rl::config::Estimator::Gigpo);
     }
 
@@ -631,7 +640,7 @@ mod tests {
         let e = TrainConfig::default()
             .with_overrides(&["env.household.task_types=[\"fly\"]".into()])
             .unwrap_err();
-        assert!(e.message.contains("pick_and_place"), "{}", e.message);
+        assert!(e.message.contains("pick_and_place_simple"), "{}", e.message);
 
         let e = TrainConfig::default()
             .with_overrides(&["iterations".into()])

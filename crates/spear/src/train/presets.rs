@@ -128,7 +128,10 @@ fn household_tiny(c: &mut TrainConfig) {
     c.env.history_length = 2;
     let h = &mut c.env.household;
     h.source = HouseholdSource::Generated;
-    h.task_types = vec!["pick_and_place".into(), "look_at_obj_in_light".into()];
+    h.task_types = vec![
+        "pick_and_place_simple".into(),
+        "look_at_obj_in_light".into(),
+    ];
     h.max_receptacles = 2;
     h.max_distractor_classes = 1;
     h.max_instances = 1;

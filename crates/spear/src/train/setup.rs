@@ -40,9 +40,10 @@ fn generator_config(cfg: &TrainConfig) -> GeneratorConfig {
         task_types: if h.task_types.is_empty() {
             TaskType::ALL.to_vec()
         } else {
+            // Names are validated by `TrainConfig::validate`; none is dropped silently.
             h.task_types
                 .iter()
-                .filter_map(|t| TaskType::parse(t))
+                .map(|t| TaskType::parse(t).expect("task type validated by the config"))
                 .collect()
         },
         max_receptacles: opt(h.max_receptacles),
