@@ -277,24 +277,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(t) = args.temperature {
         cfg.eval.temperature = t;
     }
-    let tasks = spear::train::setup::load_household(&cfg)?;
-    let n_demo = if cfg.sft.games == 0 {
-        tasks.train.games.len()
-    } else {
-        cfg.sft.games as usize
-    };
-    let examples = if cfg.model.name == "tiny" {
-        spear::train::setup::household_sft_examples(
-            &tasks.train,
-            n_demo,
-            cfg.env.history_length as usize,
-        )?
-    } else {
-        vec![]
-    };
-    let policy = spear::train::setup::build_policy(&cfg, || {
-        spear::train::setup::household_corpus(&tasks, &examples)
-    })?;
+    let (tasks, _, policy) = spear::train::setup::household_run(&cfg)?;
     spear_model::checkpoint::load_checkpoint(
         &ck.join("model.safetensors"),
         &policy.model,

@@ -193,6 +193,28 @@ pub fn build_policy(
     })
 }
 
+/// Everything a household run builds from its config: the splits, the warm-start
+/// demonstrations (also the tiny policy's vocabulary source; empty when neither needs them)
+/// and the policy. `spear train` and `spear eval` share it, so a tiny policy's vocabulary is
+/// rebuilt identically and its checkpoints fit.
+pub fn household_run(
+    cfg: &TrainConfig,
+) -> anyhow::Result<(HouseholdTasks, Vec<SftExample>, Policy)> {
+    let tasks = load_household(cfg)?;
+    let n_demo = if cfg.sft.games == 0 {
+        tasks.train.games.len()
+    } else {
+        cfg.sft.games as usize
+    };
+    let examples = if cfg.sft.enabled || cfg.model.name == "tiny" {
+        household_sft_examples(&tasks.train, n_demo, cfg.env.history_length as usize)?
+    } else {
+        vec![]
+    };
+    let policy = build_policy(cfg, || household_corpus(&tasks, &examples))?;
+    Ok((tasks, examples, policy))
+}
+
 /// Chat-templated token ids of a user prompt.
 pub fn prompt_ids(policy: &Policy, prompt: &str) -> anyhow::Result<Vec<u32>> {
     Ok(policy.chat_prompt_ids(&[ChatMessage::user(prompt.to_string())], None)?)

@@ -222,18 +222,7 @@ impl Trainer {
 
     fn build(cfg: TrainConfig, run: RunDir, progress: &dyn Progress) -> anyhow::Result<Self> {
         let t0 = Instant::now();
-        let tasks = setup::load_household(&cfg)?;
-        let n_demo = if cfg.sft.games == 0 {
-            tasks.train.games.len()
-        } else {
-            cfg.sft.games as usize
-        };
-        let sft_examples = if cfg.sft.enabled || cfg.model.name == "tiny" {
-            setup::household_sft_examples(&tasks.train, n_demo, cfg.env.history_length as usize)?
-        } else {
-            vec![]
-        };
-        let policy = setup::build_policy(&cfg, || setup::household_corpus(&tasks, &sft_examples))?;
+        let (tasks, sft_examples, policy) = setup::household_run(&cfg)?;
         progress.line(&format!(
             "{} training games, {} evaluation splits, {} demonstrations; policy {} ({:.2} M \
              parameters, vocabulary {}) in {:.1}s",
@@ -466,32 +455,24 @@ impl Trainer {
         self.iteration = t;
 
         // Trajectory records: advantages of the trained samples.
-        let adv: HashMap<(u64, u32), (f64, bool)> = kept
+        let adv: HashMap<(u64, u32), f64> = kept
             .samples
             .iter()
-            .map(|s| {
-                (
-                    (s.traj_uid.0, s.step_index),
-                    (s.advantage, !s.has_loss_tokens()),
-                )
-            })
+            .map(|s| ((s.traj_uid.0, s.step_index), s.advantage))
             .collect();
-        for (k, s) in batch.samples.iter().enumerate() {
+        for s in &batch.samples {
             let turn = &mut episodes[s.traj_uid.0 as usize].turns[s.step_index as usize];
             turn.masked = !s.has_loss_tokens();
-            if let Some(&(a, _)) = adv.get(&(s.traj_uid.0, s.step_index)) {
+            if let Some(&a) = adv.get(&(s.traj_uid.0, s.step_index)) {
                 turn.advantage = Some(a);
             }
-            let _ = k;
         }
 
         // 9. Evaluation.
         let mut eval_secs = 0.0;
-        let mut evals = vec![];
         if cfg.run.eval_every > 0 && (t % cfg.run.eval_every == 0 || t == cfg.run.iterations) {
-            let (recs, secs) = self.evaluate()?;
+            let (_recs, secs) = self.evaluate()?;
             eval_secs = secs;
-            evals = recs;
         }
 
         // Metrics.
@@ -579,7 +560,6 @@ impl Trainer {
         if t % cfg.run.save_every == 0 || t == cfg.run.iterations || STOP.load(Ordering::SeqCst) {
             self.checkpoint()?;
         }
-        let _ = evals;
         Ok(m)
     }
 
