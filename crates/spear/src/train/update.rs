@@ -246,3 +246,84 @@ pub fn run_update(
     stats.secs = start.elapsed().as_secs_f64();
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::config::TrainConfig;
+    use crate::train::setup::tiny_policy;
+    use rand::SeedableRng;
+    use spear_model::AdamWConfig;
+    use spear_rl::sample::{GroupId, TrajId};
+
+    fn sample(policy: &Policy, advantage: f64) -> StepSample {
+        let tok = &policy.tokenizer;
+        let prompt = tok.encode("go to the sinkbasin").unwrap();
+        let response = tok.encode("take the apple").unwrap();
+        let n = response.len();
+        let mut s = StepSample {
+            uid: GroupId(0),
+            traj_uid: TrajId(0),
+            step_index: 0,
+            prompt_tokens: prompt,
+            response_tokens: response,
+            response_mask: vec![1; n],
+            old_log_probs: vec![],
+            step_reward: 0.0,
+            episode_reward: 0.0,
+            episode_length: 1,
+            tool_calls: 1,
+            is_action_valid: true,
+            anchor_obs: String::new(),
+            collected_at: 1,
+            score: 0.0,
+            step_return: 0.0,
+            advantage,
+        };
+        s.old_log_probs = log_probs(policy, &s);
+        s
+    }
+
+    fn log_probs(policy: &Policy, s: &StepSample) -> Vec<f32> {
+        let (lp, _) = score_padded(policy, &[s], 1 << 14, false).unwrap();
+        lp.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    /// One optimizer step on a single sample moves its log-likelihood in the direction of the
+    /// sign of its advantage (the whole chain: scoring, actor loss, backward, AdamW).
+    #[test]
+    fn update_follows_the_sign_of_the_advantage() {
+        let cfg = TrainConfig::default();
+        let corpus = vec!["go to the sinkbasin take the apple".to_string()];
+        for sign in [1.0, -1.0] {
+            let policy = tiny_policy(&cfg.model, &corpus, 3).unwrap();
+            let s = sample(&policy, sign);
+            let before: f32 = s.old_log_probs.iter().sum();
+            let mut rl = cfg.rl.clone();
+            rl.update.mini_batch_size = 1;
+            rl.update.micro_batch_size = 1;
+            let plan = UpdatePlan::build(1, 0, 1, &rl.update, &rl.replay);
+            let mut opt = AdamW::new(AdamWConfig::default());
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let stats = run_update(
+                &policy,
+                &mut opt,
+                &plan,
+                std::slice::from_ref(&s),
+                &[],
+                &rl,
+                &|_| 1e-2,
+                1 << 14,
+                8,
+                &mut rng,
+            )
+            .unwrap();
+            assert_eq!(stats.grad_norms.len(), 1);
+            let after: f32 = log_probs(&policy, &s).iter().sum();
+            assert!(
+                (after - before) * sign as f32 > 0.05,
+                "advantage {sign}: log-likelihood {before} -> {after}"
+            );
+        }
+    }
+}
