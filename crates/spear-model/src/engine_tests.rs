@@ -46,46 +46,52 @@ fn sampling_and_scoring_log_probs_agree() {
                 seed: i as u64,
             })
             .collect();
-        let params = SamplingParams {
-            max_new_tokens: 12,
-            with_entropy: true,
-            ..Default::default()
-        };
-        let gens = p.generate(&reqs, &params).unwrap();
-        let items: Vec<ScoreItem> = reqs
-            .iter()
-            .zip(&gens)
-            .map(|(r, g)| ScoreItem {
-                prompt: &r.prompt_ids,
-                response: &g.token_ids,
-            })
-            .collect();
-        let s = p.score(&items, Mode::Train, true).unwrap();
-        for (i, g) in gens.iter().enumerate() {
-            let lp: Vec<f32> = s.item_logprobs(i).unwrap().to_vec1().unwrap();
-            let (st, n) = s.spans[i];
-            let ent: Vec<f32> = s
-                .entropy
-                .as_ref()
-                .unwrap()
-                .narrow(0, st, n)
-                .unwrap()
-                .to_vec1()
+        // T = 1 and a tempered T = 0.6: the sampler reports log p_T, scoring recomputes it.
+        for temperature in [1.0, 0.6] {
+            let params = SamplingParams {
+                max_new_tokens: 12,
+                with_entropy: true,
+                temperature,
+                ..Default::default()
+            };
+            let gens = p.generate(&reqs, &params).unwrap();
+            let items: Vec<ScoreItem> = reqs
+                .iter()
+                .zip(&gens)
+                .map(|(r, g)| ScoreItem {
+                    prompt: &r.prompt_ids,
+                    response: &g.token_ids,
+                })
+                .collect();
+            let s = p
+                .score_at_temperature(&items, Mode::Train, true, temperature)
                 .unwrap();
-            assert_eq!(lp.len(), g.token_ids.len());
-            for k in 0..lp.len() {
-                assert!(
-                    (lp[k] - g.logprobs[k]).abs() < 1e-4,
-                    "{arch:?} seq {i} tok {k}: {} vs {}",
-                    lp[k],
-                    g.logprobs[k]
-                );
-                let ge = g.entropies.as_ref().unwrap()[k];
-                assert!(
-                    (ent[k] - ge).abs() < 1e-4,
-                    "{arch:?} entropy {} vs {ge}",
-                    ent[k]
-                );
+            for (i, g) in gens.iter().enumerate() {
+                let lp: Vec<f32> = s.item_logprobs(i).unwrap().to_vec1().unwrap();
+                let (st, n) = s.spans[i];
+                let ent: Vec<f32> = s
+                    .entropy
+                    .as_ref()
+                    .unwrap()
+                    .narrow(0, st, n)
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                assert_eq!(lp.len(), g.token_ids.len());
+                for k in 0..lp.len() {
+                    assert!(
+                        (lp[k] - g.logprobs[k]).abs() < 1e-4,
+                        "{arch:?} seq {i} tok {k}: {} vs {}",
+                        lp[k],
+                        g.logprobs[k]
+                    );
+                    let ge = g.entropies.as_ref().unwrap()[k];
+                    assert!(
+                        (ent[k] - ge).abs() < 1e-4,
+                        "{arch:?} entropy {} vs {ge}",
+                        ent[k]
+                    );
+                }
             }
         }
     }

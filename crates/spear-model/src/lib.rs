@@ -44,7 +44,7 @@ pub use optim::{AdamW, AdamWConfig, Grads, LrSchedule};
 pub use params::ParamStore;
 pub use policy::Policy;
 pub use sampling::{FinishReason, GenRequest, Generation, LocalSampler, Sampler, SamplingParams};
-pub use scoring::{plan_micro_batches, score, ScoreItem, Scored};
+pub use scoring::{plan_micro_batches, score, score_at_temperature, ScoreItem, Scored};
 pub use tokenizer::TextTokenizer;
 
 #[cfg(test)]

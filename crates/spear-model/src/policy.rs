@@ -11,7 +11,7 @@ use crate::decoder::{Decoder, Mode};
 use crate::error::{ModelError, Result};
 use crate::load::{gguf, hf, pretrained};
 use crate::sampling::{GenRequest, Generation, LocalSampler, Sampler, SamplingParams};
-use crate::scoring::{score, ScoreItem, Scored};
+use crate::scoring::{score, score_at_temperature, ScoreItem, Scored};
 use crate::tokenizer::{TextTokenizer, CHATML_TEMPLATE};
 
 /// A trainable language-model policy.
@@ -140,5 +140,17 @@ impl Policy {
     /// Teacher-forced log-probs (and entropies) of responses; `Mode::Train` keeps the graph.
     pub fn score(&self, items: &[ScoreItem<'_>], mode: Mode, with_entropy: bool) -> Result<Scored> {
         score(&self.model, items, mode, with_entropy)
+    }
+
+    /// [`Policy::score`] under softmax(logits / `temperature`): the distribution the sampler
+    /// reports log-probs for when it samples at that temperature.
+    pub fn score_at_temperature(
+        &self,
+        items: &[ScoreItem<'_>],
+        mode: Mode,
+        with_entropy: bool,
+        temperature: f64,
+    ) -> Result<Scored> {
+        score_at_temperature(&self.model, items, mode, with_entropy, temperature)
     }
 }

@@ -1,9 +1,11 @@
 //! Batched generation with a KV cache: left padding, per-sequence RNG, prefix reuse, stop strings,
 //! and the behaviour log-probs PPO needs.
 //!
-//! Log-probs and entropies are those of the temperature-1, unfiltered distribution
-//! (`log_softmax(logits)[token]`), whatever temperature / top-k / top-p the token was drawn with:
-//! that is what the trainer's scoring pass recomputes, so the two agree (test
+//! Log-probs and entropies are those of the tempered, unfiltered distribution
+//! (`log_softmax(logits / T)[token]`, T = 1 for greedy decoding), whatever top-k / top-p the
+//! token was drawn with. That is what verl's actor recomputes (it divides the logits by the
+//! rollout temperature) and what the trainer's scoring pass computes with
+//! [`crate::Policy::score_at_temperature`], so the two agree (test
 //! `sampling_and_scoring_log_probs_agree`). Greedy decoding is `temperature = 0`.
 
 use std::collections::HashMap;
@@ -32,7 +34,7 @@ pub struct SamplingParams {
     pub stop_strings: Vec<String>,
     /// Extra stop token ids, on top of the tokenizer's stop tokens.
     pub stop_token_ids: Vec<u32>,
-    /// Also return the entropy of each step's temperature-1 distribution.
+    /// Also return the entropy of each step's tempered distribution.
     pub with_entropy: bool,
     /// Ignore the tokenizer's and config's stop tokens (benchmarks); explicit
     /// `stop_token_ids` still apply.
@@ -103,9 +105,9 @@ pub struct Generation {
     pub token_ids: Vec<u32>,
     /// Decoded text without special tokens, cut right after a stop string if one was hit.
     pub text: String,
-    /// Log-prob of each sampled token under the temperature-1 distribution.
+    /// Log-prob of each sampled token under the tempered distribution (T = 1 when greedy).
     pub logprobs: Vec<f32>,
-    /// Entropy of each step's temperature-1 distribution (if asked for).
+    /// Entropy of each step's tempered distribution (if asked for).
     pub entropies: Option<Vec<f32>>,
     /// Why it stopped.
     pub finish: FinishReason,
@@ -137,16 +139,25 @@ impl Sampler for LocalSampler<'_> {
     }
 }
 
-/// Samples one token from `logits` (f32 row); returns (token, log p_T=1(token), entropy_T=1).
+/// Samples one token from `logits` (f32 row); returns (token, log p_T(token), entropy of p_T)
+/// where p_T = softmax(logits / T) before top-k / top-p, and T = 1 for greedy decoding.
 pub fn sample_token(logits: &[f32], p: &SamplingParams, rng: &mut ChaCha8Rng) -> (u32, f32, f32) {
-    // Temperature-1 statistics in f64.
+    // Statistics of the tempered distribution in f64.
+    let inv_t = if p.temperature > 0.0 {
+        1.0 / p.temperature
+    } else {
+        1.0
+    };
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
-    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
-    let lse = max + sum.ln();
+    let sum: f64 = logits
+        .iter()
+        .map(|&x| ((x as f64 - max) * inv_t).exp())
+        .sum();
+    let lse = sum.ln();
     let entropy = -logits
         .iter()
         .map(|&x| {
-            let lp = x as f64 - lse;
+            let lp = (x as f64 - max) * inv_t - lse;
             lp.exp() * lp
         })
         .sum::<f64>();
@@ -197,7 +208,7 @@ pub fn sample_token(logits: &[f32], p: &SamplingParams, rng: &mut ChaCha8Rng) ->
         }
         chosen
     };
-    let lp = logits[tok as usize] as f64 - lse;
+    let lp = (logits[tok as usize] as f64 - max) * inv_t - lse;
     (tok, lp as f32, entropy as f32)
 }
 
@@ -433,7 +444,8 @@ mod tests {
         assert_eq!(t, 1);
         assert!((lp - 0.75f32.ln()).abs() < 1e-6);
         assert!((ent - 0.562335).abs() < 1e-5);
-        // Frequencies at temperature 1 follow p; top_k = 1 is greedy but log-probs stay T=1.
+        // Frequencies at temperature 1 follow p; top_k = 1 is greedy but log-probs stay those
+        // of the unfiltered distribution.
         let p = SamplingParams::default();
         let n = 20000;
         let ones = (0..n)
@@ -461,6 +473,12 @@ mod tests {
             .filter(|_| sample_token(&l, &t2, &mut rng).0 == 1)
             .count();
         assert!((ones as f64 / n as f64 - 0.634).abs() < 0.015);
+        // ... and log-probs / entropy are those of p_T: p_T = [1, √3]/(1 + √3) = [0.366025,
+        // 0.633975]; entropy = −(0.366025 ln 0.366025 + 0.633975 ln 0.633975) = 0.656807.
+        let (t, lp, ent) = sample_token(&l, &t2, &mut rng);
+        let want = if t == 1 { 0.633975f32 } else { 0.366025 }.ln();
+        assert!((lp - want).abs() < 1e-5, "{lp} vs {want}");
+        assert!((ent - 0.656807).abs() < 1e-5, "{ent}");
     }
 
     #[test]

@@ -67,6 +67,24 @@ pub fn score(
     mode: Mode,
     with_entropy: bool,
 ) -> Result<Scored> {
+    score_at_temperature(model, items, mode, with_entropy, 1.0)
+}
+
+/// [`score`] under the tempered distribution softmax(logits / `temperature`), as verl's actor
+/// scores rollouts sampled at that temperature (`logits.div_(temperature)`).
+pub fn score_at_temperature(
+    model: &Decoder,
+    items: &[ScoreItem<'_>],
+    mode: Mode,
+    with_entropy: bool,
+    temperature: f64,
+) -> Result<Scored> {
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(ModelError::arg(
+            "temperature",
+            format!("{temperature} is not a positive number"),
+        ));
+    }
     if items.is_empty() {
         return Err(ModelError::arg("items", "nothing to score"));
     }
@@ -106,7 +124,10 @@ pub fn score(
     }
     let idx = Tensor::from_vec(rows, n, &dev)?;
     let hsel = h.reshape((b * t, hs))?.index_select(&idx, 0)?;
-    let logits = model.logits(&hsel, mode)?;
+    let mut logits = model.logits(&hsel, mode)?;
+    if temperature != 1.0 {
+        logits = logits.affine(1.0 / temperature, 0.0)?;
+    }
     let (logprobs, ent) = token_logprobs_and_entropy(&logits, &targets, with_entropy)?;
     Ok(Scored {
         logprobs,

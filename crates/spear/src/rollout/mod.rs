@@ -16,8 +16,9 @@ use crate::run_dir::EpisodeRecord;
 #[derive(Debug, Clone, Default)]
 pub struct RolloutOutput {
     /// Step-samples in rollout order. `traj_uid` = the episode's `traj`, `uid` = its `group`.
-    /// `old_log_probs` are the sampler's temperature-1 log-probs (equal to teacher-forced
-    /// scoring under the same weights to 1e-4, a `spear-model` test), `score`, `step_return`
+    /// `old_log_probs` are the sampler's log-probs at the rollout temperature (equal to
+    /// teacher-forced scoring at that temperature under the same weights to 1e-4, a
+    /// `spear-model` test), `score`, `step_return`
     /// and `advantage` are left at 0 for the learner to fill.
     pub samples: Vec<StepSample>,
     /// One record per episode (trajectory), in `traj` order.

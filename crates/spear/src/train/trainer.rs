@@ -75,6 +75,15 @@ pub struct Trainer {
     sft_examples: Vec<setup::SftExample>,
 }
 
+/// The temperature the sampler reported log-probs at: T, or 1 for greedy decoding (T = 0).
+fn sampling_temperature(t: f64) -> f64 {
+    if t > 0.0 {
+        t
+    } else {
+        1.0
+    }
+}
+
 fn adamw_config(cfg: &TrainConfig) -> AdamWConfig {
     AdamWConfig {
         beta1: cfg.optim.beta1,
@@ -442,6 +451,7 @@ impl Trainer {
             rl,
             &|step| schedule.lr_at(lr, step),
             cfg.optim.token_budget as usize,
+            sampling_temperature(cfg.sampling.temperature),
             rl.drbot.max_response_length as usize,
             &mut self.rng,
         )?;

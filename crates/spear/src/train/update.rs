@@ -80,13 +80,15 @@ pub struct UpdateStats {
     pub secs: f64,
 }
 
-/// Teacher-forced log-probs (and entropies) of `rows`, padded to `[B, T]` with `T` the longest
+/// Teacher-forced log-probs (and entropies) of `rows` under softmax(logits / `temperature`)
+/// (the rollout temperature, as verl's actor), padded to `[B, T]` with `T` the longest
 /// response, in forward passes of at most `token_budget` padded tokens. The graph is kept.
 pub fn score_padded(
     policy: &Policy,
     rows: &[&StepSample],
     token_budget: usize,
     with_entropy: bool,
+    temperature: f64,
 ) -> anyhow::Result<(Tensor, Option<Tensor>)> {
     let t = rows
         .iter()
@@ -108,7 +110,7 @@ pub fn score_padded(
                 response: &rows[i].response_tokens,
             })
             .collect();
-        let scored = policy.score(&items, Mode::Train, with_entropy)?;
+        let scored = policy.score_at_temperature(&items, Mode::Train, with_entropy, temperature)?;
         for (k, &i) in group.iter().enumerate() {
             let (s, n) = scored.spans[k];
             let pad = |x: &Tensor| -> anyhow::Result<Tensor> {
@@ -147,7 +149,8 @@ fn host_matrix(rows: &[Vec<f32>], t: usize, dtype: DType) -> anyhow::Result<Tens
 }
 
 /// Executes `plan` on the on-policy rows and the replay rows. `lr_at(step)` gives the learning
-/// rate of the optimizer's next step.
+/// rate of the optimizer's next step; `temperature` is the rollout temperature the rows' (and
+/// the replayed rows') `old_log_probs` were sampled at.
 #[allow(clippy::too_many_arguments)]
 pub fn run_update(
     policy: &Policy,
@@ -158,6 +161,7 @@ pub fn run_update(
     rl: &RlConfig,
     lr_at: &dyn Fn(u64) -> f64,
     token_budget: usize,
+    temperature: f64,
     norm_len: usize,
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<UpdateStats> {
@@ -179,7 +183,7 @@ pub fn run_update(
             if !rows.iter().any(|s| s.has_loss_tokens()) {
                 continue;
             }
-            let (lp, ent) = score_padded(policy, &rows, token_budget, with_entropy)?;
+            let (lp, ent) = score_padded(policy, &rows, token_budget, with_entropy, temperature)?;
             let t = lp.dim(1)?;
             let old = host_matrix(
                 &rows
@@ -285,7 +289,7 @@ mod tests {
     }
 
     fn log_probs(policy: &Policy, s: &StepSample) -> Vec<f32> {
-        let (lp, _) = score_padded(policy, &[s], 1 << 14, false).unwrap();
+        let (lp, _) = score_padded(policy, &[s], 1 << 14, false, 1.0).unwrap();
         lp.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     }
 
@@ -314,6 +318,7 @@ mod tests {
                 &rl,
                 &|_| 1e-2,
                 1 << 14,
+                1.0,
                 8,
                 &mut rng,
             )
