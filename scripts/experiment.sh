@@ -5,6 +5,9 @@
 #
 #   bash scripts/experiment.sh [OUT_DIR] [extra --set args...]     (SEEDS="0 1 2" by default)
 #
+# SFT_SEED=N: every seed's runs start from the one warm start of seed N (the seed spread is
+# then the RL's alone; it saves two SFT runs). By default each seed has its own warm start.
+#
 # Writes OUT_DIR (default runs/experiment): one run directory per (learner, seed), the
 # combined report OUT_DIR/report.html and the summary table OUT_DIR/summary.md.
 set -euo pipefail
@@ -17,11 +20,12 @@ SPEAR=./target/release/spear
 mkdir -p "$OUT"
 runs=()
 for seed in ${SEEDS:-0 1 2}; do
-  sft="$OUT/sft-s$seed-sft"
+  sft_seed=${SFT_SEED:-$seed}
+  sft="$OUT/sft-s$sft_seed-sft"
   if [ ! -f "$sft/checkpoints/latest" ]; then
     rm -rf "$sft"
-    $SPEAR sft --preset household-tiny --set run.out_dir="\"$OUT\"" --set run.name=sft-s$seed \
-      --set run.seed=$seed "${EXTRA[@]/#/--set=}" 2>&1 | tail -3
+    $SPEAR sft --preset household-tiny --set run.out_dir="\"$OUT\"" --set run.name=sft-s$sft_seed \
+      --set run.seed=$sft_seed "${EXTRA[@]/#/--set=}" 2>&1 | tail -3
   fi
   for algo in grpo gigpo spear; do
     name=$algo-s$seed
