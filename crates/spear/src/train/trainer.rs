@@ -444,6 +444,7 @@ impl Trainer {
         };
         let stats = run_update(
             &self.policy,
+            None,
             &mut self.opt,
             &plan,
             &kept.samples,

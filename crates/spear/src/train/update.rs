@@ -82,13 +82,15 @@ pub struct UpdateStats {
 
 /// Teacher-forced log-probs (and entropies) of `rows` under softmax(logits / `temperature`)
 /// (the rollout temperature, as verl's actor), padded to `[B, T]` with `T` the longest
-/// response, in forward passes of at most `token_budget` padded tokens. The graph is kept.
+/// response, in forward passes of at most `token_budget` padded tokens. `Mode::Train` keeps
+/// the graph.
 pub fn score_padded(
     policy: &Policy,
     rows: &[&StepSample],
     token_budget: usize,
     with_entropy: bool,
     temperature: f64,
+    mode: Mode,
 ) -> anyhow::Result<(Tensor, Option<Tensor>)> {
     let t = rows
         .iter()
@@ -110,7 +112,7 @@ pub fn score_padded(
                 response: &rows[i].response_tokens,
             })
             .collect();
-        let scored = policy.score_at_temperature(&items, Mode::Train, with_entropy, temperature)?;
+        let scored = policy.score_at_temperature(&items, mode, with_entropy, temperature)?;
         for (k, &i) in group.iter().enumerate() {
             let (s, n) = scored.spans[k];
             let pad = |x: &Tensor| -> anyhow::Result<Tensor> {
@@ -150,10 +152,13 @@ fn host_matrix(rows: &[Vec<f32>], t: usize, dtype: DType) -> anyhow::Result<Tens
 
 /// Executes `plan` on the on-policy rows and the replay rows. `lr_at(step)` gives the learning
 /// rate of the optimizer's next step; `temperature` is the rollout temperature the rows' (and
-/// the replayed rows') `old_log_probs` were sampled at.
+/// the replayed rows') `old_log_probs` were sampled at. `reference` is the frozen reference
+/// policy of the KL loss (`rl.loss.use_kl_loss`, on-policy phase only, spec §2.5, §4.3): its
+/// log-probs are computed per micro-batch, as verl's `ref_log_prob`.
 #[allow(clippy::too_many_arguments)]
 pub fn run_update(
     policy: &Policy,
+    reference: Option<&Policy>,
     opt: &mut AdamW,
     plan: &UpdatePlan,
     on_policy: &[StepSample],
@@ -166,6 +171,10 @@ pub fn run_update(
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<UpdateStats> {
     let start = Instant::now();
+    anyhow::ensure!(
+        !rl.loss.use_kl_loss || reference.is_some(),
+        "rl.loss.use_kl_loss = true needs the reference policy (the weights RL started from)"
+    );
     let mut stats = UpdateStats::default();
     let dtype = policy.model.dtype();
     let with_entropy = rl.loss.entropy_coeff != 0.0;
@@ -183,7 +192,20 @@ pub fn run_update(
             if !rows.iter().any(|s| s.has_loss_tokens()) {
                 continue;
             }
-            let (lp, ent) = score_padded(policy, &rows, token_budget, with_entropy, temperature)?;
+            let (lp, ent) = score_padded(
+                policy,
+                &rows,
+                token_budget,
+                with_entropy,
+                temperature,
+                Mode::Train,
+            )?;
+            let ref_lp = match (params.kl, reference) {
+                (Some(_), Some(r)) => {
+                    Some(score_padded(r, &rows, token_budget, false, temperature, Mode::Infer)?.0)
+                }
+                _ => None,
+            };
             let t = lp.dim(1)?;
             let old = host_matrix(
                 &rows
@@ -217,7 +239,7 @@ pub fn run_update(
                     response_mask: &mask,
                 },
                 entropy: ent.as_ref(),
-                ref_log_prob: None,
+                ref_log_prob: ref_lp.as_ref(),
             };
             let out = actor_loss(&inputs, &params, &agg, rng)?;
             match mb.phase {
@@ -289,7 +311,7 @@ mod tests {
     }
 
     fn log_probs(policy: &Policy, s: &StepSample) -> Vec<f32> {
-        let (lp, _) = score_padded(policy, &[s], 1 << 14, false, 1.0).unwrap();
+        let (lp, _) = score_padded(policy, &[s], 1 << 14, false, 1.0, Mode::Infer).unwrap();
         lp.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     }
 
@@ -311,6 +333,7 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let stats = run_update(
                 &policy,
+                None,
                 &mut opt,
                 &plan,
                 std::slice::from_ref(&s),
@@ -330,5 +353,65 @@ mod tests {
                 "advantage {sign}: log-likelihood {before} -> {after}"
             );
         }
+    }
+
+    /// With the KL loss on and a zero advantage, the only force is the KL to the reference:
+    /// it is 0 while the policy equals the reference, positive once they differ, and a step
+    /// brings the policy back toward the reference.
+    #[test]
+    fn kl_loss_pulls_toward_the_reference() {
+        let cfg = TrainConfig::default();
+        let corpus = vec!["go to the sinkbasin take the apple".to_string()];
+        let reference = tiny_policy(&cfg.model, &corpus, 3).unwrap();
+        let policy = tiny_policy(&cfg.model, &corpus, 4).unwrap();
+        let s = sample(&policy, 0.0);
+        let mut rl = cfg.rl.clone();
+        rl.update.mini_batch_size = 1;
+        rl.update.micro_batch_size = 1;
+        rl.loss.use_kl_loss = true;
+        rl.loss.kl_loss_coef = 1.0;
+        rl.loss.entropy_coeff = 0.0;
+        let plan = UpdatePlan::build(1, 0, 1, &rl.update, &rl.replay);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut opt = AdamW::new(AdamWConfig::default());
+        let mut step = |policy: &Policy, reference: Option<&Policy>| {
+            run_update(
+                policy,
+                reference,
+                &mut opt,
+                &plan,
+                std::slice::from_ref(&s),
+                &[],
+                &rl,
+                &|_| 1e-3,
+                1 << 14,
+                1.0,
+                8,
+                &mut rng,
+            )
+        };
+        // No reference: a clear error, not a silent zero.
+        let err = step(&policy, None).unwrap_err().to_string();
+        assert!(err.contains("use_kl_loss"), "{err}");
+        // The policy against itself: KL 0.
+        let twin = tiny_policy(&cfg.model, &corpus, 3).unwrap();
+        let same = step(&twin, Some(&reference)).unwrap();
+        assert!(same.on_policy.mean().kl_loss.abs() < 1e-6);
+        // A different policy: KL > 0, and it shrinks after a few steps.
+        let first = step(&policy, Some(&reference))
+            .unwrap()
+            .on_policy
+            .mean()
+            .kl_loss;
+        assert!(first > 1e-4, "kl {first}");
+        let mut last = first;
+        for _ in 0..4 {
+            last = step(&policy, Some(&reference))
+                .unwrap()
+                .on_policy
+                .mean()
+                .kl_loss;
+        }
+        assert!(last < first * 0.9, "kl {first} -> {last}");
     }
 }
