@@ -247,8 +247,9 @@ fn math_resume_after_kill_matches_an_uninterrupted_run() {
 
 #[test]
 fn math_config_errors_name_the_key() {
+    // `--print-config` resolves and validates without starting a run (should a case pass).
     let err = |args: &[&str]| {
-        let o = spear().args(args).output().unwrap();
+        let o = spear().args(args).arg("--print-config").output().unwrap();
         assert!(!o.status.success(), "{args:?} should fail");
         String::from_utf8_lossy(&o.stderr).to_string()
     };
@@ -317,23 +318,41 @@ fn math_config_errors_name_the_key() {
         "rl.reward.toolcall_variant=agent",
     ]);
     assert!(e.contains("rl.reward.toolcall_variant"), "{e}");
-    let e = err(&["train", "--preset", "math-gigpo"]);
-    assert!(e.contains("math-grpo"), "{e}");
-    // A DAPO file that does not exist: the error names the key and the file.
     let e = err(&[
         "train",
         "--preset",
         "math-tiny",
         "--set",
-        "env.math.source=dapo",
-        "--set",
-        "env.math.dapo_path=/nonexistent/dapo.jsonl",
-        "--set",
-        "sft.enabled=false",
-        "--set",
-        "run.out_dir=/nonexistent-spear-runs",
+        "env.math.max_response_tokens=64",
     ]);
+    assert!(
+        e.contains("rl.drbot.max_response_length") && e.contains("64"),
+        "{e}"
+    );
+    let e = err(&["train", "--preset", "math-gigpo"]);
+    assert!(e.contains("math-grpo"), "{e}");
+    // A DAPO file that does not exist: the error names the key and the file.
+    let out = tmp("config");
+    let o = spear()
+        .args([
+            "train",
+            "--preset",
+            "math-tiny",
+            "--set",
+            "env.math.source=dapo",
+            "--set",
+            "env.math.dapo_path=/nonexistent/dapo.jsonl",
+            "--set",
+            "sft.enabled=false",
+            "--set",
+        ])
+        .arg(format!("run.out_dir={:?}", out.display().to_string()))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("/nonexistent/dapo.jsonl"), "{e}");
+    std::fs::remove_dir_all(&out).ok();
     // --print-config shows the whole [env.math] section, with overrides.
     let o = spear()
         .args([

@@ -70,7 +70,7 @@ pub struct MathRun {
 
 /// The seed of the held-out generated problems (differs from the training seed).
 fn held_out_seed(generator_seed: u64) -> u64 {
-    mix_seed(&[generator_seed, 0x4E1D_0u64])
+    mix_seed(&[generator_seed, 0x4E1D0])
 }
 
 fn levels(m: &MathConfig) -> Vec<u8> {

@@ -223,6 +223,18 @@ impl MathConfig {
         if eval.splits.iter().any(|s| s == "held_out") {
             check_pos("env.math.eval_problems", self.eval_problems)?;
         }
+        // verl's `response_length` is both the budget and Dr.BoT's overlong threshold (and the
+        // `seq-mean-token-sum-norm` length): keep them one number.
+        if rl.drbot.max_response_length != self.max_response_tokens {
+            return Err(ConfigError::new(
+                "rl.drbot.max_response_length",
+                format!(
+                    "{} differs from env.math.max_response_tokens = {}; for math they are one \
+                     number (verl's response_length): set both",
+                    rl.drbot.max_response_length, self.max_response_tokens
+                ),
+            ));
+        }
         if rl.reward.toolcall_reward != ToolCallReward::None
             && rl.reward.toolcall_variant == ToolCallVariant::Agent
         {
@@ -233,5 +245,82 @@ impl MathConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::train::config::TrainConfig;
+    use crate::train::presets::preset;
+
+    fn key_of(sets: &[&str]) -> String {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        preset("math-tiny")
+            .unwrap()
+            .with_overrides(&sets)
+            .unwrap_err()
+            .key
+    }
+
+    #[test]
+    fn every_math_error_names_its_key() {
+        assert_eq!(key_of(&["env.math.levels=[0]"]), "env.math.levels");
+        assert_eq!(key_of(&["env.math.families=[\"x\"]"]), "env.math.families");
+        assert_eq!(key_of(&["env.math.source=dapo"]), "env.math.dapo_path");
+        assert_eq!(key_of(&["env.math.source=parquet"]), "env.math.source");
+        assert_eq!(
+            key_of(&["env.math.train_problems=0"]),
+            "env.math.train_problems"
+        );
+        assert_eq!(key_of(&["env.math.eval_k=0"]), "env.math.eval_k");
+        assert_eq!(
+            key_of(&["env.math.eval_problems=0"]),
+            "env.math.eval_problems"
+        );
+        assert_eq!(
+            key_of(&["env.math.max_assistant_turns=0"]),
+            "env.math.max_assistant_turns"
+        );
+        assert_eq!(
+            key_of(&["env.math.sandbox.backend=http"]),
+            "env.math.sandbox.url"
+        );
+        assert_eq!(
+            key_of(&["env.math.sandbox.timeout_s=0"]),
+            "env.math.sandbox.timeout_s"
+        );
+        assert_eq!(
+            key_of(&["env.math.sandbox.memory_mb=10"]),
+            "env.math.sandbox.memory_mb"
+        );
+        assert_eq!(
+            key_of(&["env.math.sandbox.nope=1"]),
+            "env.math.sandbox.nope"
+        );
+        assert_eq!(key_of(&["eval.splits=[\"valid_seen\"]"]), "eval.splits");
+        assert_eq!(
+            key_of(&["env.math.max_response_tokens=100"]),
+            "rl.drbot.max_response_length"
+        );
+        assert_eq!(
+            key_of(&["rl.reward.toolcall_variant=agent"]),
+            "rl.reward.toolcall_variant"
+        );
+        // Without a tool-call reward the variant does not matter.
+        preset("math-tiny-grpo")
+            .unwrap()
+            .with_overrides(&["rl.reward.toolcall_variant=agent".into()])
+            .unwrap();
+    }
+
+    #[test]
+    fn math_section_round_trips_and_household_ignores_it() {
+        let c = preset("math-spear").unwrap();
+        assert_eq!(TrainConfig::from_toml_str(&c.to_toml_string()).unwrap(), c);
+        // A household config does not validate [env.math] splits.
+        let h = TrainConfig::default()
+            .with_overrides(&["env.math.levels=[2, 3]".into()])
+            .unwrap();
+        assert_eq!(h.env.math.levels, vec![2, 3]);
     }
 }
