@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -56,6 +57,32 @@ pub struct SftTokens {
     pub response: Vec<u32>,
     /// 1 = trained on, 0 = context only; same length as `response`.
     pub mask: Vec<u8>,
+}
+
+/// The batch's loss share of one forward pass: Σ mask·(−log p) / `n_tok`, with `logprobs`
+/// the flat response log-probs of the items (`spans` = (start, len) of each) and `n_tok` the
+/// masked-in tokens of the whole batch. All-ones masks skip the product, so the household
+/// warm start (no masks) is bit-identical to the unmasked sum.
+pub fn masked_nll(
+    logprobs: &Tensor,
+    spans: &[(usize, usize)],
+    masks: &[&[u8]],
+    n_tok: usize,
+) -> anyhow::Result<Tensor> {
+    let summed = if masks.iter().all(|m| m.iter().all(|&x| x == 1)) {
+        logprobs.sum_all()?
+    } else {
+        let len = logprobs.dim(0)?;
+        let mut flat = vec![0f32; len];
+        for (m, &(start, n)) in masks.iter().zip(spans) {
+            for (j, &x) in m.iter().take(n).enumerate() {
+                flat[start + j] = x as f32;
+            }
+        }
+        let mask = Tensor::from_vec(flat, len, logprobs.device())?.to_dtype(logprobs.dtype())?;
+        (logprobs * &mask)?.sum_all()?
+    };
+    Ok(summed.affine(-1.0 / n_tok.max(1) as f64, 0.0)?)
 }
 
 /// Trains `policy` on `examples`; `bar` (if any) shows steps with the running loss.
@@ -159,28 +186,9 @@ pub fn run_sft_tokens(
                     })
                     .collect();
                 let scored = policy.score(&items, Mode::Train, false)?;
-                // Token-mean over the whole batch: Σ mask·(−log p) / n_tok. (All-ones masks
-                // skip the product, which leaves the household warm start bit-identical.)
                 let masks: Vec<&[u8]> =
                     group.iter().map(|&k| &encoded[chunk[k]].mask[..]).collect();
-                let logprobs = if masks.iter().all(|m| m.iter().all(|&x| x == 1)) {
-                    scored.logprobs.clone()
-                } else {
-                    let mut flat = vec![0f32; scored.logprobs.dim(0)?];
-                    for (m, &(start, n)) in masks.iter().zip(&scored.spans) {
-                        for (j, &x) in m.iter().take(n).enumerate() {
-                            flat[start + j] = x as f32;
-                        }
-                    }
-                    let mask = candle_core::Tensor::from_vec(
-                        flat,
-                        scored.logprobs.dim(0)?,
-                        scored.logprobs.device(),
-                    )?
-                    .to_dtype(scored.logprobs.dtype())?;
-                    (&scored.logprobs * &mask)?
-                };
-                let loss = logprobs.sum_all()?.affine(-1.0 / n_tok as f64, 0.0)?;
+                let loss = masked_nll(&scored.logprobs, &scored.spans, &masks, n_tok)?;
                 loss_sum += loss.to_scalar::<f32>()? as f64;
                 let store = loss.backward()?;
                 grads.accumulate(&store, policy.model.params())?;
@@ -211,4 +219,30 @@ pub fn run_sft_tokens(
         tokens_per_s: tokens as f64 / secs.max(1e-9),
         secs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_nll_by_hand() {
+        // Two items: [-1, -2] (mask 1, 0) and [-3, -4, -5] (mask 1, 1, 0); n_tok = 3.
+        // Σ mask·(−log p) = 1 + 3 + 4 = 8 → 8 / 3.
+        let lp = Tensor::new(&[-1f32, -2., -3., -4., -5.], &candle_core::Device::Cpu).unwrap();
+        let spans = [(0, 2), (2, 3)];
+        let masks: [&[u8]; 2] = [&[1, 0], &[1, 1, 0]];
+        let l: f32 = masked_nll(&lp, &spans, &masks, 3)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!((l - 8.0 / 3.0).abs() < 1e-6, "{l}");
+        // All ones: the plain token mean, 15 / 5 = 3.
+        let ones: [&[u8]; 2] = [&[1, 1], &[1, 1, 1]];
+        let l: f32 = masked_nll(&lp, &spans, &ones, 5)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!((l - 3.0).abs() < 1e-6, "{l}");
+    }
 }
