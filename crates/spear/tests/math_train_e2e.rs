@@ -195,14 +195,14 @@ fn math_spear_two_iterations_end_to_end() {
 fn math_resume_after_kill_matches_an_uninterrupted_run() {
     let out = tmp("resume");
     let iters = 3;
-    let a = run_train("math-tiny-grpo", &tiny_sets(&out, "a", iters));
+    let a = run_train("math-tiny-spear", &tiny_sets(&out, "a", iters));
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     let ma = lines(&out.join("a/metrics.jsonl"));
     assert_eq!(ma.len(), iters as usize);
 
     // Run b: kill -9 once the first iteration is logged, then resume.
     let mut c = spear();
-    c.args(["train", "--preset", "math-tiny-grpo"])
+    c.args(["train", "--preset", "math-tiny-spear"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     for s in tiny_sets(&out, "b", iters) {
