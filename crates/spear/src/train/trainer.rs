@@ -1,6 +1,10 @@
 //! One training run (spec §2.8): rollout → rewards (extrinsic + SPEAR's decaying tool-call
 //! reward) → Dr.BoT filters → invalid-action penalty → advantages → SIL replay draw →
 //! on-policy then replay updates → buffer update → evaluation → checkpoint.
+//!
+//! Only the rollout depends on the environment (`collect_household`, `collect_math`: samples,
+//! episode records, Dr.BoT's response flags); every later step is shared. Math samples are
+//! whole conversations (spec §2.1), so `uid` = the problem and GRPO compares conversations.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
