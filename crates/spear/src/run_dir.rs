@@ -101,6 +101,25 @@ pub struct IterationMetrics {
     pub time: PhaseTimes,
     /// Wall seconds since the run started (excluding time between a kill and a resume).
     pub elapsed: f64,
+    /// Math runs only: tool use and response statistics of the rollout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub math: Option<MathIterationStats>,
+}
+
+/// Rollout statistics of a math iteration (one conversation = one episode).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MathIterationStats {
+    /// Mean tool-call messages per conversation (what r_tc counts, spec §2.2).
+    pub tool_calls: f64,
+    /// Fraction of conversations with at least one tool call.
+    pub tool_call_rate: f64,
+    /// Fraction of conversations without a boxed answer (Dr.BoT's math `is_incomplete`).
+    pub incomplete_rate: f64,
+    /// Mean response tokens per conversation (tool output included).
+    pub response_tokens: f64,
+    /// Mean assistant turns per conversation.
+    pub assistant_turns: f64,
 }
 
 /// One line of `eval.jsonl`.
@@ -129,6 +148,26 @@ pub struct EvalRecord {
     pub task_score: f64,
     /// Sampling temperature used.
     pub temperature: f64,
+    /// Math splits only: avg@k / pass@k (then `episodes` = problems × k and `success_rate` =
+    /// avg@k, the mean accuracy over every sample).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub math: Option<MathEvalStats>,
+}
+
+/// avg@k / pass@k of a math evaluation (spec §5.4).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MathEvalStats {
+    /// Problems evaluated.
+    pub problems: u64,
+    /// Samples per problem.
+    pub k: u64,
+    /// Mean accuracy over all samples.
+    pub avg_at_k: f64,
+    /// Unbiased pass@j for j = 1, 2, 4, … < k and j = k (key: j).
+    pub pass_at: BTreeMap<String, f64>,
+    /// Mean tool-call messages per conversation.
+    pub mean_tool_calls: f64,
 }
 
 /// One turn of an episode as the trajectory viewer shows it.

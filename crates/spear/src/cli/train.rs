@@ -16,7 +16,8 @@ use spear_model::SamplingParams;
 /// Where a run's config comes from.
 #[derive(Args, Debug, Clone)]
 pub struct ConfigArgs {
-    /// Preset name (household-tiny, household-smollm2, alfworld, with -grpo/-gigpo/-spear).
+    /// Preset name (household-tiny, household-smollm2, alfworld, with -grpo/-gigpo/-spear;
+    /// math, math-tiny, math-paper, with -grpo/-spear).
     #[arg(long)]
     pub preset: Option<String>,
     /// A TOML config file (its missing keys take the defaults, not the preset's).
@@ -217,10 +218,11 @@ pub struct EvalArgs {
     /// A run directory (its last checkpoint) or a checkpoint directory `…/checkpoints/iter_N`.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Split: valid_seen, valid_unseen or train (default: the run's eval splits).
+    /// Split: valid_seen, valid_unseen or train; math runs: held_out, aime24 or aime25
+    /// (default: the run's eval splits).
     #[arg(long)]
     split: Vec<String>,
-    /// Episodes (default: the run's `eval.episodes`).
+    /// Episodes (default: the run's `eval.episodes`); math runs: problems per split.
     #[arg(long)]
     episodes: Option<u64>,
     /// Sampling temperature (default: the run's `eval.temperature`).
@@ -273,9 +275,13 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.episodes {
         cfg.eval.episodes = n;
+        cfg.env.math.eval_problems = n;
     }
     if let Some(t) = args.temperature {
         cfg.eval.temperature = t;
+    }
+    if cfg.env.kind == spear::train::config::EnvKind::Math {
+        return eval_math_checkpoint(&cfg, &ck, &args);
     }
     let (tasks, _, policy) = spear::train::setup::household_run(&cfg)?;
     spear_model::checkpoint::load_checkpoint(
@@ -310,6 +316,41 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             let (lo, hi) = spear::run_dir::wilson_interval(k, n);
             println!("  {ty:<34} {rate:.3}  ({k}/{n}, 95% CI {lo:.3}–{hi:.3})");
         }
+    }
+    Ok(())
+}
+
+/// `spear eval --checkpoint` on a math run: avg@k / pass@k per split (`--split held_out`,
+/// `aime24`, `aime25`; `--episodes N` = problems per split; k = the run's `env.math.eval_k`).
+fn eval_math_checkpoint(cfg: &TrainConfig, ck: &Path, args: &EvalArgs) -> anyhow::Result<()> {
+    let (run, policy) = spear::train::math::math_run(cfg)?;
+    spear_model::checkpoint::load_checkpoint(
+        &ck.join("model.safetensors"),
+        &policy.model,
+        spear_model::AdamWConfig::default(),
+    )?;
+    eprintln!("checkpoint {}", ck.display());
+    for (name, problems) in &run.tasks.evals {
+        let (rec, secs) =
+            spear::train::math::eval_math_split(&policy, &run, cfg, name, problems, args.seed, 0)?;
+        let m = rec.math.clone().unwrap_or_default();
+        let pass: Vec<String> = m
+            .pass_at
+            .iter()
+            .map(|(j, v)| format!("pass@{j} {v:.3}"))
+            .collect();
+        println!(
+            "{name}: avg@{} {:.3} (95% CI {:.3}–{:.3}), {}, {} problems, {:.2} tool calls per \
+             conversation, T = {}, {secs:.0}s",
+            m.k,
+            rec.success_rate,
+            rec.ci_low,
+            rec.ci_high,
+            pass.join(", "),
+            m.problems,
+            m.mean_tool_calls,
+            rec.temperature
+        );
     }
     Ok(())
 }

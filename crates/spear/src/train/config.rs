@@ -5,6 +5,7 @@
 //! [run]      # name, seed, iterations, evaluation and checkpoint cadence
 //! [env]      # which environment, tasks per iteration, group size G, turn cap, history
 //! [env.household]
+//! [env.math]  # env.kind = "math": problems, tool loop, response budget, sandbox
 //! [model]    # the policy: a tiny from-scratch decoder, a pretrained name, or a path
 //! [sampling] # rollout sampling (train) — evaluation has its own in [eval]
 //! [optim]    # AdamW and the micro-batch token budget
@@ -64,6 +65,8 @@ pub enum EnvKind {
     Household,
     /// The WebShop environment.
     Webshop,
+    /// Maths with a sandboxed Python code interpreter (`[env.math]`, spec §2.2, §5.3).
+    Math,
 }
 
 /// `[env]`: the rollout shape (spec §5.2).
@@ -76,14 +79,18 @@ pub struct EnvConfig {
     pub tasks_per_iter: u64,
     /// Group size G: environments per task, reset to the same state (spec §5.2: 8).
     pub group_size: u64,
-    /// Turn cap per episode (`env.max_steps`, spec §5.2: 50 household, 15 WebShop).
+    /// Turn cap per episode (`env.max_steps`, spec §5.2: 50 household, 15 WebShop). Math uses
+    /// `env.math.max_assistant_turns` instead.
     pub max_turns: u64,
     /// (observation, action) pairs shown in the prompt (`history_length`, spec §7: 2).
+    /// Household/WebShop only (a math conversation keeps its whole history).
     pub history_length: u64,
     /// Household task source.
     pub household: HouseholdConfig,
     /// WebShop catalogue.
     pub webshop: WebshopConfig,
+    /// Maths problems, tool loop and sandbox (`env.kind = "math"`).
+    pub math: super::math_config::MathConfig,
 }
 
 impl Default for EnvConfig {
@@ -96,6 +103,7 @@ impl Default for EnvConfig {
             history_length: 2,
             household: HouseholdConfig::default(),
             webshop: WebshopConfig::default(),
+            math: Default::default(),
         }
     }
 }
@@ -320,9 +328,11 @@ impl Default for SftConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalConfig {
-    /// Episodes per evaluation (the paper: 128, one batch).
+    /// Episodes per evaluation (the paper: 128, one batch). Math: problems per split are
+    /// `env.math.eval_problems`, samples per problem `env.math.eval_k`.
     pub episodes: u64,
     /// Splits evaluated (`valid_seen` = ALFWorld's `eval_in_distribution`, `valid_unseen`).
+    /// Math: `held_out` (generated problems not in the training set), `aime24`, `aime25`.
     pub splits: Vec<String>,
     /// Temperature. Default 0.4.
     pub temperature: f64,
@@ -373,7 +383,7 @@ pub const HOUSEHOLD_TASK_TYPES: [&str; 6] = [
     "pick_two_obj_and_place",
 ];
 
-fn check_pos(key: &str, v: u64) -> Result<(), ConfigError> {
+pub(crate) fn check_pos(key: &str, v: u64) -> Result<(), ConfigError> {
     if v == 0 {
         return Err(ConfigError::new(key, "must be at least 1"));
     }
@@ -499,12 +509,16 @@ impl TrainConfig {
         check_f("sft.lr", self.sft.lr, 0.0, 1.0)?;
         check_f("eval.temperature", self.eval.temperature, 0.0, 10.0)?;
         check_f("eval.top_p", self.eval.top_p, 1e-6, 1.0)?;
-        for s in &self.eval.splits {
-            if !["valid_seen", "valid_unseen", "train"].contains(&s.as_str()) {
-                return Err(ConfigError::new(
-                    "eval.splits",
-                    format!("unknown split {s:?}; allowed: valid_seen, valid_unseen, train"),
-                ));
+        if self.env.kind == EnvKind::Math {
+            self.env.math.validate(&self.eval, &self.rl)?;
+        } else {
+            for s in &self.eval.splits {
+                if !["valid_seen", "valid_unseen", "train"].contains(&s.as_str()) {
+                    return Err(ConfigError::new(
+                        "eval.splits",
+                        format!("unknown split {s:?}; allowed: valid_seen, valid_unseen, train"),
+                    ));
+                }
             }
         }
         self.rl.validate().map_err(|e| prefix_key("rl", e))?;

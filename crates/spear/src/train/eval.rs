@@ -65,6 +65,7 @@ pub fn summarize(
         },
         task_score: if n == 0 { 0.0 } else { won as f64 / n as f64 },
         temperature,
+        math: None,
     }
 }
 

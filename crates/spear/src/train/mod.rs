@@ -3,6 +3,9 @@
 
 pub mod config;
 pub mod eval;
+pub mod math;
+pub mod math_config;
+pub mod math_presets;
 pub mod presets;
 pub mod setup;
 pub mod sft;

@@ -1,5 +1,6 @@
 //! Named presets: a base (`household-tiny`, `household-smollm2`, `alfworld`)
-//! and an algorithm suffix (`-grpo`, `-gigpo`, `-spear`; none = `-spear`).
+//! and an algorithm suffix (`-grpo`, `-gigpo`, `-spear`; none = `-spear`). Math presets
+//! (`math`, `math-tiny`, `math-paper` with `-grpo` / `-spear`) are in [`super::math_presets`].
 //!
 //! Algorithms (spec §2.9, §3, §4):
 //! * `grpo`: GRPO advantages (std-normalised; Dr.GRPO on the small presets, see below),
@@ -51,6 +52,15 @@ pub const PRESETS: &[&str] = &[
     "alfworld-grpo",
     "alfworld-gigpo",
     "alfworld-spear",
+    "math",
+    "math-grpo",
+    "math-spear",
+    "math-tiny",
+    "math-tiny-grpo",
+    "math-tiny-spear",
+    "math-paper",
+    "math-paper-grpo",
+    "math-paper-spear",
 ];
 
 /// The default preset of `spear train`.
@@ -111,6 +121,9 @@ pub fn preset(name: &str) -> Option<TrainConfig> {
     } else {
         (name, Algorithm::Spear)
     };
+    if super::math_presets::MATH_BASES.contains(&base) {
+        return super::math_presets::math_preset(base, algo, name);
+    }
     let mut c = TrainConfig::default();
     let small = match base {
         "household-tiny" => {

@@ -158,6 +158,11 @@ pub fn household_corpus(tasks: &HouseholdTasks, examples: &[SftExample]) -> Vec<
 pub fn tiny_policy(m: &ModelSection, corpus: &[String], seed: u64) -> anyhow::Result<Policy> {
     let refs: Vec<&str> = corpus.iter().map(String::as_str).collect();
     let tok = TextTokenizer::word_level(&refs, 1, TINY_SPECIAL_TOKENS)?;
+    tiny_policy_with(m, tok, seed)
+}
+
+/// A random decoder sized by `[model]` on the given tokenizer.
+pub fn tiny_policy_with(m: &ModelSection, tok: TextTokenizer, seed: u64) -> anyhow::Result<Policy> {
     let arch = match m.arch {
         TinyArch::Qwen2 => Arch::Qwen2,
         TinyArch::Llama => Arch::Llama,

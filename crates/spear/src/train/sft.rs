@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -46,6 +47,44 @@ pub struct SftReport {
     pub secs: f64,
 }
 
+/// One supervised example as tokens: the response tokens with mask 1 are trained on
+/// (mask 0: tool output, which the model did not write).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SftTokens {
+    /// Prompt ids (chat template applied).
+    pub prompt: Vec<u32>,
+    /// Response ids.
+    pub response: Vec<u32>,
+    /// 1 = trained on, 0 = context only; same length as `response`.
+    pub mask: Vec<u8>,
+}
+
+/// The batch's loss share of one forward pass: Σ mask·(−log p) / `n_tok`, with `logprobs`
+/// the flat response log-probs of the items (`spans` = (start, len) of each) and `n_tok` the
+/// masked-in tokens of the whole batch. All-ones masks skip the product, so the household
+/// warm start (no masks) is bit-identical to the unmasked sum.
+pub fn masked_nll(
+    logprobs: &Tensor,
+    spans: &[(usize, usize)],
+    masks: &[&[u8]],
+    n_tok: usize,
+) -> anyhow::Result<Tensor> {
+    let summed = if masks.iter().all(|m| m.iter().all(|&x| x == 1)) {
+        logprobs.sum_all()?
+    } else {
+        let len = logprobs.dim(0)?;
+        let mut flat = vec![0f32; len];
+        for (m, &(start, n)) in masks.iter().zip(spans) {
+            for (j, &x) in m.iter().take(n).enumerate() {
+                flat[start + j] = x as f32;
+            }
+        }
+        let mask = Tensor::from_vec(flat, len, logprobs.device())?.to_dtype(logprobs.dtype())?;
+        (logprobs * &mask)?.sum_all()?
+    };
+    Ok(summed.affine(-1.0 / n_tok.max(1) as f64, 0.0)?)
+}
+
 /// Trains `policy` on `examples`; `bar` (if any) shows steps with the running loss.
 pub fn run_sft(
     policy: &Policy,
@@ -54,22 +93,47 @@ pub fn run_sft(
     bar: Option<&ProgressBar>,
 ) -> anyhow::Result<SftReport> {
     anyhow::ensure!(!examples.is_empty(), "no demonstrations to train on");
-    let start = Instant::now();
-    let encoded: Vec<(Vec<u32>, Vec<u32>)> = examples
+    let encoded: Vec<SftTokens> = examples
         .iter()
         .map(|e| {
-            Ok((
-                prompt_ids(policy, &e.prompt)?,
-                response_ids(policy, &e.response)?,
-            ))
+            let response = response_ids(policy, &e.response)?;
+            Ok(SftTokens {
+                prompt: prompt_ids(policy, &e.prompt)?,
+                mask: vec![1; response.len()],
+                response,
+            })
         })
         .collect::<anyhow::Result<_>>()?;
+    run_sft_tokens(policy, &encoded, s, bar)
+}
+
+/// [`run_sft`] on token examples: the loss is the mean −log p over the masked-in response
+/// tokens of each batch.
+pub fn run_sft_tokens(
+    policy: &Policy,
+    encoded: &[SftTokens],
+    s: &SftSettings,
+    bar: Option<&ProgressBar>,
+) -> anyhow::Result<SftReport> {
+    anyhow::ensure!(!encoded.is_empty(), "no demonstrations to train on");
+    let start = Instant::now();
+    if let Some(e) = encoded.iter().find(|e| e.mask.len() != e.response.len()) {
+        anyhow::bail!(
+            "a demonstration has {} response tokens but {} mask entries",
+            e.response.len(),
+            e.mask.len()
+        );
+    }
     let max_pos = policy.model.config().max_position_embeddings;
-    if let Some((p, r)) = encoded.iter().find(|(p, r)| p.len() + r.len() > max_pos) {
+    if let Some(e) = encoded
+        .iter()
+        .find(|e| e.prompt.len() + e.response.len() > max_pos)
+    {
         anyhow::bail!(
             "a demonstration of {} tokens exceeds the model's {max_pos} positions: raise \
-             model.max_position_embeddings or lower env.history_length",
-            p.len() + r.len()
+             model.max_position_embeddings, or shorten the prompts (env.history_length; math: \
+             env.math.system_prompt)",
+            e.prompt.len() + e.response.len()
         );
     }
     let batches_per_epoch = encoded.len().div_ceil(s.batch_size);
@@ -100,27 +164,31 @@ pub fn run_sft(
         let mut order: Vec<usize> = (0..encoded.len()).collect();
         order.shuffle(&mut rng);
         for chunk in order.chunks(s.batch_size) {
-            let n_tok: usize = chunk.iter().map(|&i| encoded[i].1.len()).sum();
+            let n_tok: usize = chunk
+                .iter()
+                .map(|&i| encoded[i].mask.iter().map(|&m| m as usize).sum::<usize>())
+                .sum();
+            if n_tok == 0 {
+                continue;
+            }
             let mut grads = Grads::new();
             let mut loss_sum = 0.0;
             let lengths: Vec<usize> = chunk
                 .iter()
-                .map(|&i| encoded[i].0.len() + encoded[i].1.len())
+                .map(|&i| encoded[i].prompt.len() + encoded[i].response.len())
                 .collect();
             for group in spear_model::plan_micro_batches(&lengths, s.token_budget) {
                 let items: Vec<ScoreItem<'_>> = group
                     .iter()
                     .map(|&k| ScoreItem {
-                        prompt: &encoded[chunk[k]].0,
-                        response: &encoded[chunk[k]].1,
+                        prompt: &encoded[chunk[k]].prompt,
+                        response: &encoded[chunk[k]].response,
                     })
                     .collect();
                 let scored = policy.score(&items, Mode::Train, false)?;
-                // Token-mean over the whole batch: Σ −log p / n_tok.
-                let loss = scored
-                    .logprobs
-                    .sum_all()?
-                    .affine(-1.0 / n_tok as f64, 0.0)?;
+                let masks: Vec<&[u8]> =
+                    group.iter().map(|&k| &encoded[chunk[k]].mask[..]).collect();
+                let loss = masked_nll(&scored.logprobs, &scored.spans, &masks, n_tok)?;
                 loss_sum += loss.to_scalar::<f32>()? as f64;
                 let store = loss.backward()?;
                 grads.accumulate(&store, policy.model.params())?;
@@ -136,6 +204,10 @@ pub fn run_sft(
             }
         }
     }
+    anyhow::ensure!(
+        !losses.is_empty(),
+        "no demonstration has a trained (mask 1) response token"
+    );
     let k = (losses.len() / 10).max(1);
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
     let secs = start.elapsed().as_secs_f64();
@@ -143,8 +215,34 @@ pub fn run_sft(
         steps: losses.len() as u64,
         first_loss: mean(&losses[..k]),
         last_loss: mean(&losses[losses.len() - k..]),
-        examples: examples.len(),
+        examples: encoded.len(),
         tokens_per_s: tokens as f64 / secs.max(1e-9),
         secs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_nll_by_hand() {
+        // Two items: [-1, -2] (mask 1, 0) and [-3, -4, -5] (mask 1, 1, 0); n_tok = 3.
+        // Σ mask·(−log p) = 1 + 3 + 4 = 8 → 8 / 3.
+        let lp = Tensor::new(&[-1f32, -2., -3., -4., -5.], &candle_core::Device::Cpu).unwrap();
+        let spans = [(0, 2), (2, 3)];
+        let masks: [&[u8]; 2] = [&[1, 0], &[1, 1, 0]];
+        let l: f32 = masked_nll(&lp, &spans, &masks, 3)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!((l - 8.0 / 3.0).abs() < 1e-6, "{l}");
+        // All ones: the plain token mean, 15 / 5 = 3.
+        let ones: [&[u8]; 2] = [&[1, 1], &[1, 1, 1]];
+        let l: f32 = masked_nll(&lp, &spans, &ones, 5)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!((l - 3.0).abs() < 1e-6, "{l}");
+    }
 }

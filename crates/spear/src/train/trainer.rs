@@ -1,6 +1,10 @@
 //! One training run (spec §2.8): rollout → rewards (extrinsic + SPEAR's decaying tool-call
 //! reward) → Dr.BoT filters → invalid-action penalty → advantages → SIL replay draw →
 //! on-policy then replay updates → buffer update → evaluation → checkpoint.
+//!
+//! Only the rollout depends on the environment (`collect_household`, `collect_math`: samples,
+//! episode records, Dr.BoT's response flags); every later step is shared. Math samples are
+//! whole conversations (spec §2.1), so `uid` = the problem and GRPO compares conversations.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -15,7 +19,9 @@ use rand_chacha::ChaCha8Rng;
 use spear_envs::household::HouseholdEnv;
 use spear_model::{AdamW, AdamWConfig, LrSchedule, Policy, SamplingParams};
 use spear_rl::advantage::compute_advantages;
-use spear_rl::drbot::{apply_response_filters, filter_groups_by_std, response_flags};
+use spear_rl::drbot::{
+    apply_response_filters, filter_groups_by_std, response_flags, ResponseFlags,
+};
 use spear_rl::replay::ReplayBuffer;
 use spear_rl::reward::{
     apply_invalid_action_penalty, assign_episode_scores, compute_step_returns, toolcall_mode_weight,
@@ -26,12 +32,16 @@ use spear_rl::update_plan::UpdatePlan;
 
 use super::config::{EnvKind, TrainConfig};
 use super::eval::{eval_household, EvalSettings};
+use super::math::{collect_math, eval_math_split, math_run, MathRun};
 use super::setup::{self, HouseholdTasks};
-use super::sft::{run_sft, SftSettings};
+use super::sft::{run_sft, run_sft_tokens, SftSettings};
 use super::state::{self, TrainerState};
 use super::update::run_update;
 use crate::rollout::agent::{mix_seed, rollout_agent, AgentRolloutParams};
-use crate::run_dir::{EpisodeRecord, EvalRecord, IterationMetrics, PhaseTimes, RunDir};
+use crate::rollout::RolloutOutput;
+use crate::run_dir::{
+    EpisodeRecord, EvalRecord, IterationMetrics, MathIterationStats, PhaseTimes, RunDir,
+};
 
 /// Set by Ctrl-C: finish the current iteration's writes, then stop.
 pub static STOP: AtomicBool = AtomicBool::new(false);
@@ -71,8 +81,27 @@ pub struct Trainer {
     /// Last completed iteration.
     pub iteration: u64,
     elapsed: f64,
-    tasks: HouseholdTasks,
-    sft_examples: Vec<setup::SftExample>,
+    env: EnvRun,
+}
+
+/// What an environment kind builds once per run.
+enum EnvRun {
+    /// Household splits and the planner's demonstrations.
+    Household {
+        tasks: HouseholdTasks,
+        sft_examples: Vec<setup::SftExample>,
+    },
+    /// Math problems, sandbox, rollout settings and demonstrations.
+    Math(Box<MathRun>),
+}
+
+/// What the environment part of an iteration hands the shared learner part: the rollout
+/// (samples in order, episodes by `traj`), Dr.BoT's response flags of each sample, and math
+/// statistics.
+struct Collected {
+    out: RolloutOutput,
+    flags: Vec<ResponseFlags>,
+    math: Option<MathIterationStats>,
 }
 
 /// The temperature the sampler reported log-probs at: T, or 1 for greedy decoding (T = 0).
@@ -132,9 +161,9 @@ impl Trainer {
     /// Starts a new run in `<out_dir>/<name>` (which must not hold a run yet).
     pub fn create(cfg: TrainConfig, progress: &dyn Progress) -> anyhow::Result<Self> {
         anyhow::ensure!(
-            cfg.env.kind == EnvKind::Household,
-            "env.kind = {:?}: the trainer runs the household environment in this version",
-            cfg.env.kind
+            cfg.env.kind != EnvKind::Webshop,
+            "env.kind = \"webshop\": the trainer runs the household and math environments in \
+             this version"
         );
         let run = RunDir::new(Path::new(&cfg.run.out_dir).join(&cfg.run.name));
         anyhow::ensure!(
@@ -231,13 +260,42 @@ impl Trainer {
 
     fn build(cfg: TrainConfig, run: RunDir, progress: &dyn Progress) -> anyhow::Result<Self> {
         let t0 = Instant::now();
-        let (tasks, sft_examples, policy) = setup::household_run(&cfg)?;
+        let (env, policy, what) = match cfg.env.kind {
+            EnvKind::Math => {
+                let (run, policy) = math_run(&cfg)?;
+                let what = format!(
+                    "{} training problems, {} evaluation splits ({}), {} demonstrations, \
+                     sandbox {}",
+                    run.tasks.train.len(),
+                    run.tasks.evals.len(),
+                    run.tasks
+                        .evals
+                        .iter()
+                        .map(|(n, p)| format!("{n}: {}", p.len()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    run.sft.len(),
+                    run.pool.executor_name()
+                );
+                (EnvRun::Math(Box::new(run)), policy, what)
+            }
+            _ => {
+                let (tasks, sft_examples, policy) = setup::household_run(&cfg)?;
+                let what = format!(
+                    "{} training games, {} evaluation splits, {} demonstrations",
+                    tasks.train.games.len(),
+                    tasks.evals.len(),
+                    sft_examples.len()
+                );
+                let env = EnvRun::Household {
+                    tasks,
+                    sft_examples,
+                };
+                (env, policy, what)
+            }
+        };
         progress.line(&format!(
-            "{} training games, {} evaluation splits, {} demonstrations; policy {} ({:.2} M \
-             parameters, vocabulary {}) in {:.1}s",
-            tasks.train.games.len(),
-            tasks.evals.len(),
-            sft_examples.len(),
+            "{what}; policy {} ({:.2} M parameters, vocabulary {}) in {:.1}s",
             cfg.model.name,
             policy.model.params().num_params() as f64 / 1e6,
             policy.tokenizer.vocab_size(),
@@ -250,8 +308,7 @@ impl Trainer {
             rng: ChaCha8Rng::seed_from_u64(mix_seed(&[seed, 0x7A1])),
             iteration: 0,
             elapsed: 0.0,
-            tasks,
-            sft_examples,
+            env,
             policy,
             cfg,
             run,
@@ -270,13 +327,21 @@ impl Trainer {
             token_budget: self.cfg.optim.token_budget as usize,
             seed: mix_seed(&[self.cfg.run.seed, 0x5F7]),
         };
+        let (n, what) = match &self.env {
+            EnvRun::Household { sft_examples, .. } => (sft_examples.len(), "expert steps"),
+            EnvRun::Math(run) => (run.sft.len(), "demonstrations"),
+        };
         progress.line(&format!(
-            "warm start: SFT on {} expert steps, {} epoch(s)",
-            self.sft_examples.len(),
+            "warm start: SFT on {n} {what}, {} epoch(s)",
             s.epochs
         ));
         let bar = progress.sft_bar();
-        let rep = run_sft(&self.policy, &self.sft_examples, &s, bar.as_ref())?;
+        let rep = match &self.env {
+            EnvRun::Household { sft_examples, .. } => {
+                run_sft(&self.policy, sft_examples, &s, bar.as_ref())?
+            }
+            EnvRun::Math(run) => run_sft_tokens(&self.policy, &run.sft, &s, bar.as_ref())?,
+        };
         if let Some(b) = bar {
             b.finish_and_clear();
         }
@@ -318,7 +383,28 @@ impl Trainer {
     pub fn evaluate(&self) -> anyhow::Result<(Vec<EvalRecord>, f64)> {
         let mut recs = vec![];
         let mut secs = 0.0;
-        for (name, games) in &self.tasks.evals {
+        let tasks = match &self.env {
+            EnvRun::Household { tasks, .. } => tasks,
+            EnvRun::Math(run) => {
+                for (name, problems) in &run.tasks.evals {
+                    let seed = mix_seed(&[self.cfg.run.seed, self.iteration, 0xE]);
+                    let (rec, t) = eval_math_split(
+                        &self.policy,
+                        run,
+                        &self.cfg,
+                        name,
+                        problems,
+                        seed,
+                        self.iteration,
+                    )?;
+                    secs += t;
+                    append_jsonl(&self.run.eval(), &rec)?;
+                    recs.push(rec);
+                }
+                return Ok((recs, secs));
+            }
+        };
+        for (name, games) in &tasks.evals {
             let s = EvalSettings {
                 episodes: self.cfg.eval.episodes as usize,
                 max_turns: self.cfg.env.max_turns as usize,
@@ -356,33 +442,33 @@ impl Trainer {
                 return Ok(());
             }
             let m = self.step()?;
+            let third = match &m.math {
+                Some(x) => format!("calls {:.2}", x.tool_calls),
+                None => format!("valid {:.2}", m.valid_action_rate),
+            };
             let summary = format!(
-                "success {:.2} reward {:.2} valid {:.2} replay {} | gen {:.1}s upd {:.1}s",
-                m.success_rate,
-                m.episode_reward,
-                m.valid_action_rate,
-                m.replay_samples,
-                m.time.generate,
-                m.time.update
+                "success {:.2} reward {:.2} {third} replay {} | gen {:.1}s upd {:.1}s",
+                m.success_rate, m.episode_reward, m.replay_samples, m.time.generate, m.time.update
             );
             progress.iteration(self.iteration, self.cfg.run.iterations, &summary);
         }
         Ok(())
     }
 
-    /// One iteration `t = iteration + 1`; logs, evaluates and checkpoints as configured.
-    pub fn step(&mut self) -> anyhow::Result<IterationMetrics> {
-        let start = Instant::now();
-        let t = self.iteration + 1;
-        let cfg = self.cfg.clone();
-        let rl = &cfg.rl;
+    /// The household part of iteration `t` (spec §2.8 step 1): `env.tasks_per_iter` games
+    /// drawn with the run's RNG, G environments each, the agent loop; Dr.BoT flags per step.
+    fn collect_household(&mut self, t: u64) -> anyhow::Result<Collected> {
+        let EnvRun::Household { tasks, .. } = &self.env else {
+            unreachable!("collect_household on a household run")
+        };
+        let cfg = &self.cfg;
         let g = cfg.env.group_size as usize;
-        let n_tasks = (cfg.env.tasks_per_iter as usize).min(self.tasks.train.games.len());
-        let mut tasks: Vec<usize> =
-            sample_indices(&mut self.rng, self.tasks.train.games.len(), n_tasks).into_vec();
-        tasks.sort_unstable();
+        let n_tasks = (cfg.env.tasks_per_iter as usize).min(tasks.train.games.len());
+        let mut picked: Vec<usize> =
+            sample_indices(&mut self.rng, tasks.train.games.len(), n_tasks).into_vec();
+        picked.sort_unstable();
         let mut envs = HouseholdEnv::group(
-            self.tasks.train.games.clone(),
+            tasks.train.games.clone(),
             n_tasks * g,
             cfg.env.max_turns as usize,
         );
@@ -395,7 +481,67 @@ impl Trainer {
             iteration: t,
             keep_prompts: cfg.run.log_episodes > 0,
         };
-        let out = rollout_agent(&self.policy, &mut envs, &tasks, &params)?;
+        let out = rollout_agent(&self.policy, &mut envs, &picked, &params)?;
+        let flags = out
+            .samples
+            .iter()
+            .map(|s| {
+                let text =
+                    &out.episodes[s.traj_uid.0 as usize].turns[s.step_index as usize].response;
+                response_flags(&s.response_tokens, text, &cfg.rl.drbot)
+            })
+            .collect();
+        Ok(Collected {
+            out,
+            flags,
+            math: None,
+        })
+    }
+
+    /// The math part of iteration `t`: `env.tasks_per_iter` problems drawn with the run's
+    /// RNG, G conversations each through the tool loop (one sample per conversation, `uid` =
+    /// the problem); Dr.BoT flags with the math `is_incomplete` (no boxed answer).
+    fn collect_math(&mut self, t: u64) -> anyhow::Result<Collected> {
+        let EnvRun::Math(run) = &self.env else {
+            unreachable!("collect_math on a math run")
+        };
+        let cfg = &self.cfg;
+        let train = &run.tasks.train;
+        let n = (cfg.env.tasks_per_iter as usize).min(train.len());
+        let mut picked: Vec<usize> = sample_indices(&mut self.rng, train.len(), n).into_vec();
+        picked.sort_unstable();
+        let problems: Vec<_> = picked.iter().map(|&i| train[i].clone()).collect();
+        let (out, flags, stats) = collect_math(
+            &self.policy,
+            run,
+            &problems,
+            cfg.env.group_size as usize,
+            &self.train_sampling(),
+            mix_seed(&[cfg.run.seed, 0x5A]),
+            t,
+            &cfg.rl.drbot,
+        )?;
+        Ok(Collected {
+            out,
+            flags,
+            math: Some(stats),
+        })
+    }
+
+    /// One iteration `t = iteration + 1`; logs, evaluates and checkpoints as configured.
+    /// The environment part ([`Self::collect_household`], [`Self::collect_math`]) gives
+    /// samples, episodes and Dr.BoT flags; the rest is shared.
+    pub fn step(&mut self) -> anyhow::Result<IterationMetrics> {
+        let start = Instant::now();
+        let t = self.iteration + 1;
+        let cfg = self.cfg.clone();
+        let rl = &cfg.rl;
+        let collected = match self.env {
+            EnvRun::Household { .. } => self.collect_household(t)?,
+            EnvRun::Math(_) => self.collect_math(t)?,
+        };
+        let is_math = collected.math.is_some();
+        let out = collected.out;
         let mut episodes = out.episodes;
 
         // 2. Rewards and Dr.BoT filters (spec §2.8).
@@ -408,14 +554,7 @@ impl Trainer {
                 e.score = s.score;
             }
         }
-        let flags: Vec<_> = batch
-            .samples
-            .iter()
-            .map(|s| {
-                let text = &episodes[s.traj_uid.0 as usize].turns[s.step_index as usize].response;
-                response_flags(&s.response_tokens, text, &rl.drbot)
-            })
-            .collect();
+        let flags = collected.flags;
         let filter_stats = apply_response_filters(&mut batch, &flags, &rl.drbot);
         let valid_rate = if batch.is_empty() {
             0.0
@@ -472,10 +611,18 @@ impl Trainer {
             .map(|s| ((s.traj_uid.0, s.step_index), s.advantage))
             .collect();
         for s in &batch.samples {
-            let turn = &mut episodes[s.traj_uid.0 as usize].turns[s.step_index as usize];
-            turn.masked = !s.has_loss_tokens();
-            if let Some(&a) = adv.get(&(s.traj_uid.0, s.step_index)) {
-                turn.advantage = Some(a);
+            let ep = &mut episodes[s.traj_uid.0 as usize];
+            // A math sample is the whole conversation: every turn shares its advantage.
+            let turns = if is_math {
+                &mut ep.turns[..]
+            } else {
+                std::slice::from_mut(&mut ep.turns[s.step_index as usize])
+            };
+            for turn in turns {
+                turn.masked = !s.has_loss_tokens();
+                if let Some(&a) = adv.get(&(s.traj_uid.0, s.step_index)) {
+                    turn.advantage = Some(a);
+                }
             }
         }
 
@@ -551,6 +698,7 @@ impl Trainer {
                 total: 0.0,
             },
             elapsed: 0.0,
+            math: collected.math,
         };
         if cfg.run.log_episodes > 0 {
             let n = cfg.run.log_episodes as usize;

@@ -1,0 +1,376 @@
+//! Math training end to end through the CLI (issue #7, presets math-grpo / math-spear): a
+//! tiny character-level policy, warm-started on the generator's demonstrations, trains for a
+//! few iterations with real tool calls in the sandbox (bubblewrap when installed, as in CI);
+//! metrics.jsonl / eval.jsonl / trajectories hold what a math run must report; a run killed
+//! with SIGKILL and resumed logs exactly the metrics of an uninterrupted one; config errors
+//! name the `[env.math]` key.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A small `math-tiny` run: 2 problems × G 3 per iteration, held-out evaluation of 2
+/// problems × k 2, a 2-step warm start.
+fn tiny_sets(out: &Path, name: &str, iterations: u64) -> Vec<String> {
+    [
+        format!("run.out_dir={:?}", out.display().to_string()),
+        format!("run.name={name}"),
+        format!("run.iterations={iterations}"),
+        "run.eval_every=2".into(),
+        "run.eval_before=true".into(),
+        "run.log_episodes=3".into(),
+        "env.tasks_per_iter=2".into(),
+        "env.group_size=3".into(),
+        "env.math.train_problems=8".into(),
+        "env.math.eval_problems=2".into(),
+        "env.math.eval_k=2".into(),
+        "env.math.families=[\"big_arithmetic\", \"modular\"]".into(),
+        "env.math.max_response_tokens=200".into(),
+        "rl.drbot.max_response_length=200".into(),
+        "sampling.max_new_tokens=120".into(),
+        "model.hidden_size=32".into(),
+        "model.intermediate_size=64".into(),
+        "model.num_layers=1".into(),
+        "sft.games=4".into(),
+        "sft.epochs=1".into(),
+        "sft.batch_size=2".into(),
+        "rl.update.mini_batch_size=4".into(),
+        "rl.update.micro_batch_size=2".into(),
+        // An untrained policy boxes no answer: keep its conversations in the loss so the
+        // update runs on real tokens.
+        "rl.drbot.filter_incomplete=false".into(),
+        "rl.drbot.rollout_filter_ratio=1.0".into(),
+        // T_decay = 2 (the preset scales it to its own 10 iterations).
+        "rl.reward.max_toolcall_steps=2".into(),
+    ]
+    .into_iter()
+    .collect()
+}
+
+fn spear() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_spear"))
+}
+
+fn run_train(preset: &str, sets: &[String]) -> std::process::Output {
+    let mut c = spear();
+    c.args(["train", "--preset", preset]);
+    for s in sets {
+        c.arg("--set").arg(s);
+    }
+    c.output().expect("spear runs")
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Drops wall-clock fields, which legitimately differ between runs.
+fn without_timing(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        for k in ["time", "elapsed", "gen_tokens_per_s", "train_tokens_per_s"] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("spear-math-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn math_spear_two_iterations_end_to_end() {
+    let out = tmp("two");
+    let o = run_train("math-tiny-spear", &tiny_sets(&out, "m", 2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "spear train failed:\n{stderr}");
+    assert!(stderr.contains("4 demonstrations"), "{stderr}");
+    let run = out.join("m");
+    let m = lines(&run.join("metrics.jsonl"));
+    assert_eq!(m.len(), 2, "{m:?}");
+    for (i, x) in m.iter().enumerate() {
+        let t = i as u64 + 1;
+        assert_eq!(x["iteration"], t);
+        // One sample per conversation: 2 problems × G 3.
+        assert_eq!(x["samples"], 6, "{x}");
+        assert_eq!(x["valid_action_rate"], 1.0);
+        assert!(x["trained_samples"].as_u64().unwrap() <= 6);
+        let reward = f(&x["episode_reward"]);
+        assert!((-1.0..=1.0).contains(&reward), "{x}");
+        let sr = f(&x["success_rate"]);
+        // Success = verifier accuracy; episode reward = ±1 = 2·acc − 1.
+        assert!((reward - (2.0 * sr - 1.0)).abs() < 1e-9, "{x}");
+        // μ(t) of the cosine decay with T_decay = 2: μ(1) = (cos(π/2)+1)/2 = 0.5,
+        // μ(2) = (cos(π)+1)/2 = 0.
+        let mu = [0.5, 0.0][i];
+        assert!((f(&x["toolcall_coef"]) - mu).abs() < 1e-12, "{x}");
+        let stats = &x["math"];
+        let calls = f(&stats["tool_calls"]);
+        let rate = f(&stats["tool_call_rate"]);
+        assert!(calls >= rate && (0.0..=1.0).contains(&rate), "{x}");
+        assert!(f(&stats["response_tokens"]) > 0.0 && f(&stats["response_tokens"]) <= 200.0);
+        assert!(f(&stats["assistant_turns"]) >= 1.0);
+        // Score = reward + the Qwen3 tool bonus: never below the reward, at most μ above.
+        let score = f(&x["score"]);
+        assert!(
+            score >= reward - 1e-12 && score <= reward + mu + 1e-12,
+            "{x}"
+        );
+        assert!(f(&x["time"]["generate"]) > 0.0);
+        assert!(
+            f(&x["train_tokens_per_s"]) > 0.0,
+            "the update trained no token: {x}"
+        );
+    }
+    // Task types are the generator families.
+    let types: Vec<&String> = m[0]["success_by_type"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert!(
+        types.iter().all(|t| t.starts_with("generated/")),
+        "{types:?}"
+    );
+    // Evaluation before training and after iteration 2: avg@2 / pass@k on 2 held-out problems.
+    let ev = lines(&run.join("eval.jsonl"));
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(ev[0]["iteration"], 0);
+    assert_eq!(ev[1]["iteration"], 2);
+    for e in &ev {
+        assert_eq!(e["split"], "held_out");
+        assert_eq!(e["episodes"], 4);
+        assert_eq!(e["math"]["problems"], 2);
+        assert_eq!(e["math"]["k"], 2);
+        assert_eq!(f(&e["success_rate"]), f(&e["math"]["avg_at_k"]));
+        let p1 = f(&e["math"]["pass_at"]["1"]);
+        let p2 = f(&e["math"]["pass_at"]["2"]);
+        assert!(
+            p1 <= p2 + 1e-12 && (p1 - f(&e["success_rate"])).abs() < 1e-12,
+            "{e}"
+        );
+    }
+    // Trajectories: whole conversations with the problem as the first prompt.
+    let traj = lines(&run.join("trajectories/iter_000002.jsonl"));
+    assert_eq!(traj.len(), 3);
+    for e in &traj {
+        let goal = e["goal"].as_str().unwrap();
+        assert!(e["turns"][0]["prompt"].as_str().unwrap().starts_with(goal));
+        assert_eq!(e["episode_reward"].as_f64().unwrap().abs(), 1.0);
+    }
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("kind = \"math\""), "{cfg}");
+    assert!(cfg.contains("[env.math.sandbox]"), "{cfg}");
+    let latest = std::fs::read_to_string(run.join("checkpoints/latest")).unwrap();
+    assert_eq!(latest.trim(), "iter_000002");
+
+    // `spear eval --checkpoint` on the math run.
+    let e = spear()
+        .args(["eval", "--checkpoint"])
+        .arg(&run)
+        .args(["--episodes", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&e.stdout);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    assert!(text.contains("held_out: avg@2"), "{text}");
+    assert!(text.contains("1 problems"), "{text}");
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn math_resume_after_kill_matches_an_uninterrupted_run() {
+    let out = tmp("resume");
+    let iters = 3;
+    let a = run_train("math-tiny-spear", &tiny_sets(&out, "a", iters));
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let ma = lines(&out.join("a/metrics.jsonl"));
+    assert_eq!(ma.len(), iters as usize);
+
+    // Run b: kill -9 once the first iteration is logged, then resume.
+    let mut c = spear();
+    c.args(["train", "--preset", "math-tiny-spear"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for s in tiny_sets(&out, "b", iters) {
+        c.arg("--set").arg(s);
+    }
+    let mut child = c.spawn().unwrap();
+    let metrics_b = out.join("b/metrics.jsonl");
+    let start = Instant::now();
+    loop {
+        let n = std::fs::read_to_string(&metrics_b)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if n >= 1 {
+            break;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("run b ended before it could be killed: {st}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "run b too slow");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let r = spear()
+        .arg("train")
+        .arg("--resume")
+        .arg(out.join("b"))
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let mb = lines(&metrics_b);
+    assert_eq!(mb.len(), iters as usize);
+    for (x, y) in ma.iter().zip(&mb) {
+        assert_eq!(without_timing(x.clone()), without_timing(y.clone()));
+    }
+    assert_eq!(
+        lines(&out.join("a/eval.jsonl")),
+        lines(&out.join("b/eval.jsonl"))
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn math_config_errors_name_the_key() {
+    // `--print-config` resolves and validates without starting a run (should a case pass).
+    let err = |args: &[&str]| {
+        let o = spear().args(args).arg("--print-config").output().unwrap();
+        assert!(!o.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let e = err(&[
+        "train",
+        "--preset",
+        "math-tiny",
+        "--set",
+        "env.math.levels=[4]",
+    ]);
+    assert!(e.contains("env.math.levels"), "{e}");
+    let e = err(&[
+        "train",
+        "--preset",
+        "math-tiny",
+        "--set",
+        "env.math.familiez=[]",
+    ]);
+    assert!(
+        e.contains("env.math.familiez") && e.contains("families"),
+        "{e}"
+    );
+    let e = err(&[
+        "train",
+        "--preset",
+        "math-tiny",
+        "--set",
+        "env.math.families=[\"algebra\"]",
+    ]);
+    assert!(
+        e.contains("env.math.families") && e.contains("big_arithmetic"),
+        "{e}"
+    );
+    let e = err(&[
+        "train",
+        "--preset",
+        "math-tiny",
+        "--set",
+        "env.math.source=dapo",
+    ]);
+    assert!(e.contains("env.math.dapo_path"), "{e}");
+    let e = err(&[
+        "train",
+        "--preset",
+        "math-tiny",
+        "--set",
+        "env.math.sandbox.backend=docker",
+    ]);
+    assert!(
+        e.contains("env.math.sandbox.backend") && e.contains("bwrap"),
+        "{e}"
+    );
+    let e = err(&[
+        "train",
+        "--preset",
+        "math-tiny",
+        "--set",
+        "eval.splits=[\"valid_seen\"]",
+    ]);
+    assert!(e.contains("eval.splits") && e.contains("aime24"), "{e}");
+    let e = err(&[
+        "train",
+        "--preset",
+        "math-tiny",
+        "--set",
+        "rl.reward.toolcall_variant=agent",
+    ]);
+    assert!(e.contains("rl.reward.toolcall_variant"), "{e}");
+    let e = err(&[
+        "train",
+        "--preset",
+        "math-tiny",
+        "--set",
+        "env.math.max_response_tokens=64",
+    ]);
+    assert!(
+        e.contains("rl.drbot.max_response_length") && e.contains("64"),
+        "{e}"
+    );
+    let e = err(&["train", "--preset", "math-gigpo"]);
+    assert!(e.contains("math-grpo"), "{e}");
+    // A DAPO file that does not exist: the error names the key and the file.
+    let out = tmp("config");
+    let o = spear()
+        .args([
+            "train",
+            "--preset",
+            "math-tiny",
+            "--set",
+            "env.math.source=dapo",
+            "--set",
+            "env.math.dapo_path=/nonexistent/dapo.jsonl",
+            "--set",
+            "sft.enabled=false",
+            "--set",
+        ])
+        .arg(format!("run.out_dir={:?}", out.display().to_string()))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("/nonexistent/dapo.jsonl"), "{e}");
+    std::fs::remove_dir_all(&out).ok();
+    // --print-config shows the whole [env.math] section, with overrides.
+    let o = spear()
+        .args([
+            "train",
+            "--preset",
+            "math-spear",
+            "--print-config",
+            "--set",
+            "env.math.eval_k=8",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("[env.math]") && text.contains("eval_k = 8"),
+        "{text}"
+    );
+    assert!(text.contains("name = \"smollm2-135m\""), "{text}");
+    assert!(text.contains("toolcall_variant = \"math_qwen3\""), "{text}");
+}
