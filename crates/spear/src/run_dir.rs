@@ -69,6 +69,10 @@ pub struct IterationMetrics {
     pub entropy: f64,
     /// Approximate KL (old ‖ new), mean over on-policy tokens.
     pub approx_kl: f64,
+    /// KL loss to the reference policy (`rl.loss.kl_loss_type`), mean over on-policy tokens;
+    /// 0 without `rl.loss.use_kl_loss`.
+    #[serde(default)]
+    pub kl_loss: f64,
     /// PPO clip fraction (on-policy).
     pub clip_frac: f64,
     /// Fraction of tokens hit by the dual clip (on-policy).

@@ -128,6 +128,56 @@ fn two_iterations_end_to_end() {
     std::fs::remove_dir_all(&out).ok();
 }
 
+/// `rl.loss.use_kl_loss`: the weights after the warm start are kept as the reference, the KL
+/// loss is logged (0 until the policy moves, > 0 after), and a resume reloads the reference
+/// (or says clearly that it is missing).
+#[test]
+fn kl_loss_to_the_reference_end_to_end() {
+    let out = tmp("kl");
+    let mut sets = tiny_sets(&out, "kl", 2);
+    sets.extend([
+        "rl.loss.use_kl_loss=true".to_string(),
+        "rl.loss.kl_loss_coef=0.1".to_string(),
+        "rl.update.mini_batch_size=8".to_string(),
+    ]);
+    let o = run_train(&sets, &[]);
+    assert!(
+        o.status.success(),
+        "spear train failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let run = out.join("kl");
+    let reference = run.join("checkpoints/reference.safetensors");
+    assert!(reference.is_file());
+    let m = lines(&run.join("metrics.jsonl"));
+    let kl: Vec<f64> = m.iter().map(|x| x["kl_loss"].as_f64().unwrap()).collect();
+    assert!(kl.iter().all(|k| k.is_finite() && *k >= 0.0), "{kl:?}");
+    assert!(
+        kl[1] > 0.0,
+        "the policy moved away from the reference: {kl:?}"
+    );
+    // Resume of the finished run reloads the reference...
+    let r = spear()
+        .arg("train")
+        .arg("--resume")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // ...and fails clearly without it.
+    std::fs::remove_file(&reference).unwrap();
+    let r = spear()
+        .arg("train")
+        .arg("--resume")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("reference.safetensors is missing"), "{err}");
+    std::fs::remove_dir_all(&out).ok();
+}
+
 #[test]
 fn resume_after_kill_matches_an_uninterrupted_run() {
     let out = tmp("resume");

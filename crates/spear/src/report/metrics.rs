@@ -26,6 +26,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         &[
             "entropy",
             "approx_kl",
+            "kl_loss",
             "clip_frac",
             "clip_frac_dual",
             "clip_cov_frac",
@@ -119,6 +120,7 @@ pub fn describe(key: &str) -> Option<&'static str> {
         "episode_length" => "mean active steps per episode",
         "entropy" => "mean token entropy (on-policy update)",
         "approx_kl" => "approximate KL(old ‖ new)",
+        "kl_loss" => "KL loss to the reference policy (use_kl_loss)",
         "clip_frac" => "PPO clip fraction",
         "clip_frac_dual" => "dual-clip fraction",
         "clip_cov_frac" => "Clip-Cov masked token fraction",

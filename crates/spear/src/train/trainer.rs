@@ -17,7 +17,7 @@ use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use spear_envs::household::HouseholdEnv;
-use spear_model::{AdamW, AdamWConfig, LrSchedule, Policy, SamplingParams};
+use spear_model::{AdamW, AdamWConfig, Decoder, LrSchedule, Policy, SamplingParams};
 use spear_rl::advantage::compute_advantages;
 use spear_rl::drbot::{
     apply_response_filters, filter_groups_by_std, response_flags, ResponseFlags,
@@ -82,6 +82,8 @@ pub struct Trainer {
     pub iteration: u64,
     elapsed: f64,
     env: EnvRun,
+    /// Frozen weights RL started from, for the KL loss (`rl.loss.use_kl_loss`).
+    reference: Option<Policy>,
 }
 
 /// What an environment kind builds once per run.
@@ -182,8 +184,45 @@ impl Trainer {
         } else {
             t.load_init(progress)?;
         }
+        t.freeze_reference()?;
         t.checkpoint()?;
         Ok(t)
+    }
+
+    /// `checkpoints/reference.safetensors`: the weights RL starts from, the KL loss's
+    /// reference (verl's `ref` worker holds the initial actor weights).
+    fn reference_path(&self) -> std::path::PathBuf {
+        self.run.checkpoints().join("reference.safetensors")
+    }
+
+    /// With the KL loss on: writes the current weights (after the warm start) as the reference
+    /// (atomically) and loads them into a frozen copy of the policy.
+    fn freeze_reference(&mut self) -> anyhow::Result<()> {
+        if !self.cfg.rl.loss.use_kl_loss {
+            return Ok(());
+        }
+        let path = self.reference_path();
+        std::fs::create_dir_all(self.run.checkpoints())?;
+        spear_model::checkpoint::save_checkpoint(&path, &self.policy.model, None, &[])
+            .with_context(|| format!("writing the KL reference {}", path.display()))?;
+        self.load_reference()
+    }
+
+    /// Loads `checkpoints/reference.safetensors` into a second, frozen policy.
+    fn load_reference(&mut self) -> anyhow::Result<()> {
+        let path = self.reference_path();
+        anyhow::ensure!(
+            path.is_file(),
+            "rl.loss.use_kl_loss = true but {} is missing: the run was started without the KL \
+             loss, so its reference weights were not kept; start a new run",
+            path.display()
+        );
+        let m = &self.policy.model;
+        let model = Decoder::random(m.config().clone(), 0, 0.02, m.dtype(), &m.device())?;
+        spear_model::checkpoint::load_checkpoint(&path, &model, adamw_config(&self.cfg))
+            .with_context(|| format!("loading the KL reference {}", path.display()))?;
+        self.reference = Some(Policy::new(model, self.policy.tokenizer.clone())?);
+        Ok(())
     }
 
     /// Loads `model.init_checkpoint`'s weights (not its optimizer).
@@ -236,6 +275,9 @@ impl Trainer {
                 t.iteration = st.iteration;
                 t.elapsed = st.elapsed;
                 t.buffer = st.buffer;
+                if t.cfg.rl.loss.use_kl_loss {
+                    t.load_reference()?;
+                }
                 progress.line(&format!(
                     "resuming {} after iteration {} ({})",
                     t.run.name(),
@@ -250,6 +292,7 @@ impl Trainer {
                 } else {
                     t.load_init(progress)?;
                 }
+                t.freeze_reference()?;
                 t.checkpoint()?;
             }
         }
@@ -310,6 +353,7 @@ impl Trainer {
             elapsed: 0.0,
             env,
             policy,
+            reference: None,
             cfg,
             run,
         })
@@ -583,7 +627,7 @@ impl Trainer {
         };
         let stats = run_update(
             &self.policy,
-            None,
+            self.reference.as_ref(),
             &mut self.opt,
             &plan,
             &kept.samples,
@@ -658,6 +702,7 @@ impl Trainer {
             trained_samples: kept.len() as u64,
             entropy: on.entropy,
             approx_kl: on.ppo_kl,
+            kl_loss: on.kl_loss,
             clip_frac: on.pg_clipfrac,
             clip_frac_dual: on.dual_clipfrac,
             clip_cov_frac: on.clip_cov_frac,
