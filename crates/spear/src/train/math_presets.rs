@@ -195,26 +195,20 @@ fn math_smollm2(c: &mut TrainConfig) {
 /// short system prompt (one token per character), 320-token responses, SFT on the
 /// demonstrations first.
 fn math_tiny(c: &mut TrainConfig) {
+    // The SmolLM2 preset's loop and evaluation, with a smaller problem set, shorter turns and
+    // a tiny from-scratch model.
+    math_smollm2(c);
     c.run.iterations = 10;
-    c.run.eval_every = 5;
-    c.run.eval_before = true;
+    c.run.save_every = TrainConfig::default().run.save_every;
     c.run.log_episodes = 8;
-    c.env.kind = EnvKind::Math;
-    c.env.tasks_per_iter = 4;
-    c.env.group_size = 4;
     let m = &mut c.env.math;
-    m.source = MathSource::Generated;
-    m.levels = vec![1];
     m.train_problems = 256;
-    m.eval_problems = 8;
-    m.eval_k = 2;
     m.max_assistant_turns = 3;
     m.max_user_turns = 3;
     m.max_response_tokens = 320;
     m.max_tool_response_chars = 512;
     m.system_prompt = "Use python.".into();
-    m.sandbox.timeout_s = 10.0;
-    m.sandbox.concurrency = 4;
+    m.sandbox.memory_mb = TrainConfig::default().env.math.sandbox.memory_mb;
     c.model.name = "tiny".into();
     c.model.hidden_size = 64;
     c.model.intermediate_size = 128;
@@ -225,14 +219,9 @@ fn math_tiny(c: &mut TrainConfig) {
     c.sampling.max_new_tokens = 224;
     c.optim.lr = 1e-4;
     c.optim.token_budget = 16384;
-    c.sft.enabled = true;
     c.sft.games = 64;
     c.sft.epochs = 2;
-    c.sft.batch_size = 8;
     c.sft.lr = 3e-3;
-    c.eval.splits = vec!["held_out".into()];
-    c.eval.temperature = 1.0;
-    c.eval.top_p = 0.6;
     c.rl.update.mini_batch_size = 16;
     c.rl.update.micro_batch_size = 8;
 }
