@@ -28,7 +28,7 @@ def fmt(xs):
 evals, train, times, seeds = {}, {}, {}, {}
 for algo in learners:
     for run in sorted(out.glob(f"{algo}-s*")):
-        if not (run / "eval.jsonl").is_file():
+        if not (run / "eval.jsonl").is_file() or not (run / "metrics.jsonl").is_file():
             continue
         ev = read(run / "eval.jsonl")
         m = read(run / "metrics.jsonl")
