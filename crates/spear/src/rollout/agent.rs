@@ -209,8 +209,14 @@ pub fn rollout_agent<E: AgentEnv>(
         let t_gen = Instant::now();
         let mut prompts = Vec::with_capacity(active.len());
         let mut requests = Vec::with_capacity(active.len());
+        // The observation each action is taken at, captured before stepping: WebShop renders
+        // it from the environment's current page, which the step replaces. It is the GiGPO
+        // anchor and what the history memory pairs with the action (verl-agent stores
+        // `pre_text_obs`).
+        let mut pre_obs = Vec::with_capacity(active.len());
         for &i in &active {
             let s = &slots[i];
+            pre_obs.push(envs[i].prompt_observation(&s.obs));
             let text = envs[i].build_prompt(&s.task, &s.obs, &s.memory, p.history_length);
             let ids = policy.chat_prompt_ids(&[ChatMessage::user(text.clone())], None)?;
             anyhow::ensure!(
@@ -259,7 +265,7 @@ pub fn rollout_agent<E: AgentEnv>(
             let gen = &gens[k];
             let pr = &projected[k];
             let s = &mut slots[i];
-            let anchor = envs[i].prompt_observation(&s.obs);
+            let anchor = pre_obs[k].clone();
             let sample = StepSample {
                 uid: GroupId((i / g) as u64),
                 traj_uid: TrajId(i as u64),
@@ -296,8 +302,7 @@ pub fn rollout_agent<E: AgentEnv>(
                 advantage: None,
                 masked: false,
             });
-            let prev = envs[i].prompt_observation(&s.obs);
-            s.memory.store(prev, pr.action.clone());
+            s.memory.store(pre_obs[k].clone(), pr.action.clone());
             s.obs = outcome.observation.clone();
             if outcome.won {
                 s.episode.won = true;
@@ -332,5 +337,107 @@ mod tests {
         assert_eq!(mix_seed(&[1, 2, 3]), mix_seed(&[1, 2, 3]));
         assert_ne!(mix_seed(&[1, 2, 3]), mix_seed(&[1, 3, 2]));
         assert_ne!(mix_seed(&[0]), mix_seed(&[1]));
+    }
+
+    /// An environment that, like WebShop, renders its prompt observation from its current
+    /// state: page `n` after `n` steps, done after 3.
+    #[derive(Debug, Clone, Default)]
+    struct Pages {
+        page: usize,
+    }
+
+    impl Environment for Pages {
+        fn name(&self) -> &'static str {
+            "pages"
+        }
+        fn num_tasks(&self) -> usize {
+            1
+        }
+        fn reset(&mut self, _task: usize, _seed: u64) -> Result<Observation, spear_envs::EnvError> {
+            self.page = 0;
+            Ok(Observation {
+                text: "page 0".into(),
+                admissible_actions: vec![],
+            })
+        }
+        fn step(&mut self, _action: &str) -> Result<spear_envs::StepOutcome, spear_envs::EnvError> {
+            self.page += 1;
+            Ok(spear_envs::StepOutcome {
+                observation: Observation {
+                    text: format!("page {}", self.page),
+                    admissible_actions: vec![],
+                },
+                done: self.page == 3,
+                ..Default::default()
+            })
+        }
+        fn task_description(&self) -> &str {
+            "read"
+        }
+        fn task_type(&self) -> &str {
+            "pages"
+        }
+        fn anchor(&self) -> String {
+            format!("page {}", self.page)
+        }
+    }
+
+    impl AgentEnv for Pages {
+        const RULES: ProjectionRules = ProjectionRules::Webshop;
+        fn prompt_task(&self, _first: &Observation) -> String {
+            "read".into()
+        }
+        fn prompt_observation(&self, _obs: &Observation) -> String {
+            format!("page {}", self.page)
+        }
+        fn build_prompt(
+            &self,
+            task: &str,
+            obs: &Observation,
+            memory: &Memory,
+            history_length: usize,
+        ) -> String {
+            webshop_prompt(
+                task,
+                &self.prompt_observation(obs),
+                &[],
+                memory,
+                history_length,
+            )
+        }
+    }
+
+    /// The anchor and the history pair each action with the observation it was taken at,
+    /// even for an environment that renders observations from its state (WebShop).
+    #[test]
+    fn anchors_and_history_use_the_observation_before_the_step() {
+        let cfg = crate::train::config::TrainConfig::default();
+        let corpus = vec!["read page 0 1 2 3 search click".to_string()];
+        let policy = crate::train::setup::tiny_policy(&cfg.model, &corpus, 1).unwrap();
+        let mut envs = vec![Pages::default(), Pages::default()];
+        let p = AgentRolloutParams {
+            group_size: 2,
+            max_turns: 5,
+            history_length: 2,
+            sampling: SamplingParams {
+                max_new_tokens: 4,
+                ..SamplingParams::default()
+            },
+            seed: 0,
+            iteration: 1,
+            keep_prompts: true,
+        };
+        let out = rollout_agent(&policy, &mut envs, &[0], &p).unwrap();
+        assert_eq!(out.samples.len(), 6);
+        for s in &out.samples {
+            assert_eq!(s.anchor_obs, format!("page {}", s.step_index), "{s:?}");
+        }
+        for e in &out.episodes {
+            // Turn 2's history holds (page 0, action 1) and (page 1, action 2), not page 2
+            // twice.
+            let prompt = &e.turns[2].prompt;
+            assert!(prompt.contains("page 0"), "{prompt}");
+            assert!(prompt.contains("page 1"), "{prompt}");
+        }
     }
 }
