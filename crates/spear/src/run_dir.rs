@@ -218,8 +218,19 @@ pub struct EpisodeRecord {
     pub episode_reward: f64,
     /// Episode score s_i (filled after reward shaping).
     pub score: f64,
+    /// The environment's raw task score at the end of the episode where it has one
+    /// (WebShop's reward in [0, 1], reported as "Score"); absent for household episodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_score: Option<f64>,
     /// The turns.
     pub turns: Vec<TurnRecord>,
+}
+
+impl EpisodeRecord {
+    /// The task score: the environment's where it has one, else 1 for a won episode.
+    pub fn task_score_or_won(&self) -> f64 {
+        self.task_score.unwrap_or(if self.won { 1.0 } else { 0.0 })
+    }
 }
 
 /// Paths inside a run directory.

@@ -178,6 +178,75 @@ fn kl_loss_to_the_reference_end_to_end() {
     std::fs::remove_dir_all(&out).ok();
 }
 
+/// WebShop through the same trainer: a generated catalogue, the expert's warm start, two
+/// iterations, evaluation on the `test` goals, WebShop pages in the logged prompts.
+#[test]
+fn webshop_two_iterations_end_to_end() {
+    let out = tmp("webshop");
+    let sets: Vec<String> = [
+        format!("run.out_dir={:?}", out.display().to_string()),
+        "run.name=ws".to_string(),
+        "run.iterations=2".into(),
+        "run.eval_every=2".into(),
+        "run.log_episodes=2".into(),
+        "env.tasks_per_iter=2".into(),
+        "env.group_size=2".into(),
+        "env.max_turns=4".into(),
+        "env.webshop.products=200".into(),
+        "eval.episodes=4".into(),
+        "model.hidden_size=32".into(),
+        "model.intermediate_size=48".into(),
+        "model.num_layers=1".into(),
+        "sft.games=6".into(),
+        "sft.epochs=1".into(),
+        "sampling.max_new_tokens=16".into(),
+        "rl.drbot.max_response_length=16".into(),
+        "rl.update.mini_batch_size=16".into(),
+        "rl.update.micro_batch_size=8".into(),
+        "rl.drbot.filter_incomplete=false".into(),
+        "rl.drbot.filter_overlong=false".into(),
+    ]
+    .into_iter()
+    .collect();
+    let o = run_train(&sets, &["--preset", "webshop-tiny"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "spear train failed:\n{stderr}");
+    assert!(
+        stderr.contains("WebShop catalogue of 200 products"),
+        "{stderr}"
+    );
+    let run = out.join("ws");
+    let m = lines(&run.join("metrics.jsonl"));
+    assert_eq!(m.len(), 2);
+    for x in &m {
+        // 2 goals × G 2 = 4 episodes of at most 4 steps.
+        let samples = x["samples"].as_u64().unwrap();
+        assert!((4..=16).contains(&samples), "{x}");
+        let score = x["task_score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score), "{x}");
+    }
+    let ev = lines(&run.join("eval.jsonl"));
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(ev[0]["split"], "test");
+    assert_eq!(ev[1]["iteration"], 2);
+    assert_eq!(ev[1]["episodes"], 4);
+    let traj = lines(&run.join("trajectories/iter_000001.jsonl"));
+    let prompt = traj[0]["turns"][0]["prompt"].as_str().unwrap();
+    assert!(
+        prompt.contains("WebShop") && prompt.contains("search"),
+        "{prompt}"
+    );
+    // A household split name is refused for WebShop, naming the key.
+    let mut bad = sets.clone();
+    bad.push("eval.splits=[\"valid_seen\"]".into());
+    bad.push("run.name=ws2".into());
+    let o = run_train(&bad, &["--preset", "webshop-tiny"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("eval.splits") && err.contains("test"), "{err}");
+    std::fs::remove_dir_all(&out).ok();
+}
+
 #[test]
 fn resume_after_kill_matches_an_uninterrupted_run() {
     let out = tmp("resume");

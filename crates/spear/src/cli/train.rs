@@ -283,14 +283,26 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     if cfg.env.kind == spear::train::config::EnvKind::Math {
         return eval_math_checkpoint(&cfg, &ck, &args);
     }
-    let (tasks, _, policy) = spear::train::setup::household_run(&cfg)?;
+    let webshop = cfg.env.kind == spear::train::config::EnvKind::Webshop;
+    let (household, webshop_tasks, policy) = if webshop {
+        let (tasks, _, policy) = spear::train::setup::webshop_run(&cfg)?;
+        (None, Some(tasks), policy)
+    } else {
+        let (tasks, _, policy) = spear::train::setup::household_run(&cfg)?;
+        (Some(tasks), None, policy)
+    };
     spear_model::checkpoint::load_checkpoint(
         &ck.join("model.safetensors"),
         &policy.model,
         spear_model::AdamWConfig::default(),
     )?;
     eprintln!("checkpoint {}", ck.display());
-    for (name, games) in &tasks.evals {
+    let names: Vec<String> = match (&household, &webshop_tasks) {
+        (Some(t), _) => t.evals.iter().map(|(n, _)| n.clone()).collect(),
+        (_, Some(t)) => t.evals.iter().map(|(n, _)| n.clone()).collect(),
+        _ => vec![],
+    };
+    for name in &names {
         let s = EvalSettings {
             episodes: cfg.eval.episodes as usize,
             max_turns: cfg.env.max_turns as usize,
@@ -305,10 +317,17 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             iteration: 0,
             batch: 128,
         };
-        let (rec, _, secs) = eval_household(&policy, name, games, &s)?;
+        let (rec, _, secs) = match (&household, &webshop_tasks) {
+            (Some(t), _) => {
+                let games = &t.evals.iter().find(|(n, _)| n == name).expect("split").1;
+                eval_household(&policy, name, games, &s)?
+            }
+            (_, Some(t)) => spear::train::eval::eval_webshop(&policy, name, t, &s)?,
+            _ => unreachable!("one environment"),
+        };
         println!(
-            "{name}: success {:.3} (95% CI {:.3}–{:.3}), {} episodes, T = {}, {secs:.0}s",
-            rec.success_rate, rec.ci_low, rec.ci_high, rec.episodes, rec.temperature
+            "{name}: success {:.3} (95% CI {:.3}–{:.3}), score {:.3}, {} episodes, T = {}, {secs:.0}s",
+            rec.success_rate, rec.ci_low, rec.ci_high, rec.task_score, rec.episodes, rec.temperature
         );
         for (ty, rate) in &rec.success_by_type {
             let n = rec.episodes_by_type.get(ty).copied().unwrap_or(0);

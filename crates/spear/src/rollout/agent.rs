@@ -307,6 +307,9 @@ pub fn rollout_agent<E: AgentEnv>(
             if outcome.won {
                 s.episode.won = true;
             }
+            if let Some(ts) = outcome.task_score {
+                s.episode.task_score = Some(ts);
+            }
             if outcome.done {
                 s.active = false;
             }

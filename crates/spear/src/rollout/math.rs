@@ -543,6 +543,7 @@ pub fn rollout_math_with(
             won: s.acc,
             episode_reward: s.outcome,
             score: 0.0,
+            task_score: None,
             turns,
         });
         out.conversations.push(ConversationInfo {

@@ -511,6 +511,19 @@ impl TrainConfig {
         check_f("eval.top_p", self.eval.top_p, 1e-6, 1.0)?;
         if self.env.kind == EnvKind::Math {
             self.env.math.validate(&self.eval, &self.rl)?;
+        } else if self.env.kind == EnvKind::Webshop {
+            check_pos("env.webshop.products", self.env.webshop.products)?;
+            for s in &self.eval.splits {
+                if s != "test" {
+                    return Err(ConfigError::new(
+                        "eval.splits",
+                        format!(
+                            "unknown WebShop split {s:?}; allowed: test (goals 0..500, \
+                             verl-agent's validation goals)"
+                        ),
+                    ));
+                }
+            }
         } else {
             for s in &self.eval.splits {
                 if !["valid_seen", "valid_unseen", "train"].contains(&s.as_str()) {

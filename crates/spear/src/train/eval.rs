@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use spear_envs::household::{GameSet, HouseholdEnv};
+use spear_envs::webshop::Split as WebshopSplit;
 use spear_model::{Policy, SamplingParams};
 
-use crate::rollout::agent::{mix_seed, rollout_agent, AgentRolloutParams};
+use super::setup::{webshop_group, WebshopTasks};
+use crate::rollout::agent::{mix_seed, rollout_agent, AgentEnv, AgentRolloutParams};
 use crate::run_dir::{wilson_interval, EpisodeRecord, EvalRecord};
 
 /// Settings of one evaluation.
@@ -63,25 +65,35 @@ pub fn summarize(
         } else {
             episodes.iter().map(|e| e.turns.len() as f64).sum::<f64>() / n as f64
         },
-        task_score: if n == 0 { 0.0 } else { won as f64 / n as f64 },
+        task_score: if n == 0 {
+            0.0
+        } else {
+            episodes
+                .iter()
+                .map(EpisodeRecord::task_score_or_won)
+                .sum::<f64>()
+                / n as f64
+        },
         temperature,
         math: None,
     }
 }
 
-/// Evaluates `policy` on a household split.
-pub fn eval_household(
+/// Evaluates `policy` on `episodes` tasks of a split with `n_tasks` tasks (cycling), on
+/// environments made by `make_envs(n)`, in batches of `s.batch`.
+pub fn eval_agent<E: AgentEnv>(
     policy: &Policy,
     split: &str,
-    games: &GameSet,
+    n_tasks: usize,
+    make_envs: impl Fn(usize) -> Vec<E>,
     s: &EvalSettings,
 ) -> anyhow::Result<(EvalRecord, Vec<EpisodeRecord>, f64)> {
-    anyhow::ensure!(!games.games.is_empty(), "the {split} split has no games");
+    anyhow::ensure!(n_tasks > 0, "the {split} split has no tasks");
     let start = Instant::now();
-    let tasks: Vec<usize> = (0..s.episodes).map(|i| i % games.games.len()).collect();
+    let tasks: Vec<usize> = (0..s.episodes).map(|i| i % n_tasks).collect();
     let mut episodes = Vec::with_capacity(tasks.len());
     for (b, chunk) in tasks.chunks(s.batch.max(1)).enumerate() {
-        let mut envs = HouseholdEnv::group(games.games.clone(), chunk.len(), s.max_turns);
+        let mut envs = make_envs(chunk.len());
         let p = AgentRolloutParams {
             group_size: 1,
             max_turns: s.max_turns,
@@ -97,6 +109,43 @@ pub fn eval_household(
     }
     let rec = summarize(split, s.iteration, s.sampling.temperature, &episodes);
     Ok((rec, episodes, start.elapsed().as_secs_f64()))
+}
+
+/// Evaluates `policy` on a household split.
+pub fn eval_household(
+    policy: &Policy,
+    split: &str,
+    games: &GameSet,
+    s: &EvalSettings,
+) -> anyhow::Result<(EvalRecord, Vec<EpisodeRecord>, f64)> {
+    eval_agent(
+        policy,
+        split,
+        games.games.len(),
+        |n| HouseholdEnv::group(games.games.clone(), n, s.max_turns),
+        s,
+    )
+}
+
+/// Evaluates `policy` on WebShop's evaluation goals (`0..500`, verl-agent's validation).
+pub fn eval_webshop(
+    policy: &Policy,
+    split: &str,
+    tasks: &WebshopTasks,
+    s: &EvalSettings,
+) -> anyhow::Result<(EvalRecord, Vec<EpisodeRecord>, f64)> {
+    let n = tasks
+        .evals
+        .iter()
+        .find(|(name, _)| name == split)
+        .map_or(0, |(_, n)| *n);
+    eval_agent(
+        policy,
+        split,
+        n,
+        |k| webshop_group(&tasks.catalog, WebshopSplit::Eval, k, s.max_turns),
+        s,
+    )
 }
 
 #[cfg(test)]

@@ -48,6 +48,14 @@ pub const PRESETS: &[&str] = &[
     "household-smollm2-grpo",
     "household-smollm2-gigpo",
     "household-smollm2-spear",
+    "webshop-tiny",
+    "webshop-tiny-grpo",
+    "webshop-tiny-gigpo",
+    "webshop-tiny-spear",
+    "webshop",
+    "webshop-grpo",
+    "webshop-gigpo",
+    "webshop-spear",
     "alfworld",
     "alfworld-grpo",
     "alfworld-gigpo",
@@ -136,6 +144,14 @@ pub fn preset(name: &str) -> Option<TrainConfig> {
         }
         "alfworld" => {
             alfworld(&mut c);
+            false
+        }
+        "webshop-tiny" => {
+            webshop_tiny(&mut c);
+            true
+        }
+        "webshop" => {
+            webshop(&mut c);
             false
         }
         _ => return None,
@@ -244,6 +260,37 @@ fn alfworld(c: &mut TrainConfig) {
     c.eval.splits = vec!["valid_seen".into()];
     c.rl.update.mini_batch_size = 1024;
     c.rl.update.micro_batch_size = 8;
+}
+
+/// WebShop on two CPU cores: the household-tiny learner settings on a generated catalogue of
+/// 1000 products (≈ 5500 training goals), 15 steps per episode (spec §5.2), responses of up
+/// to 48 tokens, a tiny word-level policy warm-started on the oracle expert's winning
+/// episodes. Evaluation: 64 of the 500 `test` goals at T = 0.4.
+fn webshop_tiny(c: &mut TrainConfig) {
+    household_tiny(c);
+    c.env.kind = EnvKind::Webshop;
+    c.env.max_turns = 15;
+    c.env.webshop.products = 1000;
+    c.model.max_position_embeddings = 4096;
+    c.sampling.max_new_tokens = 48;
+    c.rl.drbot.max_response_length = 48;
+    c.sft.games = 300;
+    c.eval.episodes = 64;
+    c.eval.splits = vec!["test".into()];
+}
+
+/// The paper's WebShop run (spec §5.2): 32 goals × 8, 15 steps, mini-batch 256, 350 steps,
+/// Qwen2.5-1.5B-Instruct from an HF directory, 128 validation episodes every 5 steps.
+fn webshop(c: &mut TrainConfig) {
+    alfworld(c);
+    c.run.iterations = 350;
+    c.env.household = TrainConfig::default().env.household;
+    c.env.kind = EnvKind::Webshop;
+    c.env.max_turns = 15;
+    c.env.webshop.products = 1000;
+    c.eval.splits = vec!["test".into()];
+    c.rl.update.mini_batch_size = 256;
+    c.rl.update.micro_batch_size = 4;
 }
 
 #[cfg(test)]

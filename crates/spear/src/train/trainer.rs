@@ -17,6 +17,7 @@ use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use spear_envs::household::HouseholdEnv;
+use spear_envs::webshop::Split as WebshopSplit;
 use spear_model::{AdamW, AdamWConfig, Decoder, LrSchedule, Policy, SamplingParams};
 use spear_rl::advantage::compute_advantages;
 use spear_rl::drbot::{
@@ -31,13 +32,13 @@ use spear_rl::schedule::replay_weight;
 use spear_rl::update_plan::UpdatePlan;
 
 use super::config::{EnvKind, TrainConfig};
-use super::eval::{eval_household, EvalSettings};
+use super::eval::{eval_household, eval_webshop, EvalSettings};
 use super::math::{collect_math, eval_math_split, math_run, MathRun};
 use super::setup::{self, HouseholdTasks};
 use super::sft::{run_sft, run_sft_tokens, SftSettings};
 use super::state::{self, TrainerState};
 use super::update::run_update;
-use crate::rollout::agent::{mix_seed, rollout_agent, AgentRolloutParams};
+use crate::rollout::agent::{mix_seed, rollout_agent, AgentEnv, AgentRolloutParams};
 use crate::rollout::RolloutOutput;
 use crate::run_dir::{
     EpisodeRecord, EvalRecord, IterationMetrics, MathIterationStats, PhaseTimes, RunDir,
@@ -95,6 +96,11 @@ enum EnvRun {
     },
     /// Math problems, sandbox, rollout settings and demonstrations.
     Math(Box<MathRun>),
+    /// The WebShop catalogue and the oracle expert's demonstrations.
+    Webshop {
+        tasks: setup::WebshopTasks,
+        sft_examples: Vec<setup::SftExample>,
+    },
 }
 
 /// What the environment part of an iteration hands the shared learner part: the rollout
@@ -162,11 +168,6 @@ fn truncate_jsonl(path: &Path, max_iter: u64) -> anyhow::Result<()> {
 impl Trainer {
     /// Starts a new run in `<out_dir>/<name>` (which must not hold a run yet).
     pub fn create(cfg: TrainConfig, progress: &dyn Progress) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            cfg.env.kind != EnvKind::Webshop,
-            "env.kind = \"webshop\": the trainer runs the household and math environments in \
-             this version"
-        );
         let run = RunDir::new(Path::new(&cfg.run.out_dir).join(&cfg.run.name));
         anyhow::ensure!(
             !run.metrics().exists() && !run.checkpoints().join("latest").exists(),
@@ -322,7 +323,28 @@ impl Trainer {
                 );
                 (EnvRun::Math(Box::new(run)), policy, what)
             }
-            _ => {
+            EnvKind::Webshop => {
+                let (tasks, sft_examples, policy) = setup::webshop_run(&cfg)?;
+                let what = format!(
+                    "WebShop catalogue of {} products, {} training goals, evaluation {}, {} \
+                     demonstrations",
+                    tasks.catalog.products.len(),
+                    tasks.train,
+                    tasks
+                        .evals
+                        .iter()
+                        .map(|(n, k)| format!("{n}: {k} goals"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    sft_examples.len()
+                );
+                let env = EnvRun::Webshop {
+                    tasks,
+                    sft_examples,
+                };
+                (env, policy, what)
+            }
+            EnvKind::Household => {
                 let (tasks, sft_examples, policy) = setup::household_run(&cfg)?;
                 let what = format!(
                     "{} training games, {} evaluation splits, {} demonstrations",
@@ -372,7 +394,9 @@ impl Trainer {
             seed: mix_seed(&[self.cfg.run.seed, 0x5F7]),
         };
         let (n, what) = match &self.env {
-            EnvRun::Household { sft_examples, .. } => (sft_examples.len(), "expert steps"),
+            EnvRun::Household { sft_examples, .. } | EnvRun::Webshop { sft_examples, .. } => {
+                (sft_examples.len(), "expert steps")
+            }
             EnvRun::Math(run) => (run.sft.len(), "demonstrations"),
         };
         progress.line(&format!(
@@ -381,7 +405,7 @@ impl Trainer {
         ));
         let bar = progress.sft_bar();
         let rep = match &self.env {
-            EnvRun::Household { sft_examples, .. } => {
+            EnvRun::Household { sft_examples, .. } | EnvRun::Webshop { sft_examples, .. } => {
                 run_sft(&self.policy, sft_examples, &s, bar.as_ref())?
             }
             EnvRun::Math(run) => run_sft_tokens(&self.policy, &run.sft, &s, bar.as_ref())?,
@@ -424,11 +448,37 @@ impl Trainer {
     }
 
     /// Evaluates every configured split at the current iteration and appends `eval.jsonl`.
+    fn eval_settings(&self) -> EvalSettings {
+        EvalSettings {
+            episodes: self.cfg.eval.episodes as usize,
+            max_turns: self.cfg.env.max_turns as usize,
+            history_length: self.cfg.env.history_length as usize,
+            sampling: SamplingParams {
+                temperature: self.cfg.eval.temperature,
+                top_p: self.cfg.eval.top_p,
+                ..self.train_sampling()
+            },
+            seed: mix_seed(&[self.cfg.run.seed, self.iteration, 0xE]),
+            iteration: self.iteration,
+            batch: 128,
+        }
+    }
+
     pub fn evaluate(&self) -> anyhow::Result<(Vec<EvalRecord>, f64)> {
         let mut recs = vec![];
         let mut secs = 0.0;
         let tasks = match &self.env {
             EnvRun::Household { tasks, .. } => tasks,
+            EnvRun::Webshop { tasks, .. } => {
+                for (name, _) in &tasks.evals {
+                    let (rec, _eps, t) =
+                        eval_webshop(&self.policy, name, tasks, &self.eval_settings())?;
+                    secs += t;
+                    append_jsonl(&self.run.eval(), &rec)?;
+                    recs.push(rec);
+                }
+                return Ok((recs, secs));
+            }
             EnvRun::Math(run) => {
                 for (name, problems) in &run.tasks.evals {
                     let seed = mix_seed(&[self.cfg.run.seed, self.iteration, 0xE]);
@@ -449,20 +499,7 @@ impl Trainer {
             }
         };
         for (name, games) in &tasks.evals {
-            let s = EvalSettings {
-                episodes: self.cfg.eval.episodes as usize,
-                max_turns: self.cfg.env.max_turns as usize,
-                history_length: self.cfg.env.history_length as usize,
-                sampling: SamplingParams {
-                    temperature: self.cfg.eval.temperature,
-                    top_p: self.cfg.eval.top_p,
-                    ..self.train_sampling()
-                },
-                seed: mix_seed(&[self.cfg.run.seed, self.iteration, 0xE]),
-                iteration: self.iteration,
-                batch: 128,
-            };
-            let (rec, _eps, t) = eval_household(&self.policy, name, games, &s)?;
+            let (rec, _eps, t) = eval_household(&self.policy, name, games, &self.eval_settings())?;
             secs += t;
             append_jsonl(&self.run.eval(), &rec)?;
             recs.push(rec);
@@ -505,17 +542,38 @@ impl Trainer {
         let EnvRun::Household { tasks, .. } = &self.env else {
             unreachable!("collect_household on a household run")
         };
+        let games = tasks.train.games.clone();
+        let max_turns = self.cfg.env.max_turns as usize;
+        self.collect_agent(t, games.len(), |n| {
+            HouseholdEnv::group(games.clone(), n, max_turns)
+        })
+    }
+
+    fn collect_webshop(&mut self, t: u64) -> anyhow::Result<Collected> {
+        let EnvRun::Webshop { tasks, .. } = &self.env else {
+            unreachable!("collect_webshop on a WebShop run")
+        };
+        let catalog = tasks.catalog.clone();
+        let max_turns = self.cfg.env.max_turns as usize;
+        self.collect_agent(t, tasks.train, |n| {
+            setup::webshop_group(&catalog, WebshopSplit::Train, n, max_turns)
+        })
+    }
+
+    /// The agent loop (household, WebShop): `tasks_per_iter` training tasks drawn with the
+    /// run's RNG out of `n_train`, G environments each from `make_envs`.
+    fn collect_agent<E: AgentEnv>(
+        &mut self,
+        t: u64,
+        n_train: usize,
+        make_envs: impl Fn(usize) -> Vec<E>,
+    ) -> anyhow::Result<Collected> {
         let cfg = &self.cfg;
         let g = cfg.env.group_size as usize;
-        let n_tasks = (cfg.env.tasks_per_iter as usize).min(tasks.train.games.len());
-        let mut picked: Vec<usize> =
-            sample_indices(&mut self.rng, tasks.train.games.len(), n_tasks).into_vec();
+        let n_tasks = (cfg.env.tasks_per_iter as usize).min(n_train);
+        let mut picked: Vec<usize> = sample_indices(&mut self.rng, n_train, n_tasks).into_vec();
         picked.sort_unstable();
-        let mut envs = HouseholdEnv::group(
-            tasks.train.games.clone(),
-            n_tasks * g,
-            cfg.env.max_turns as usize,
-        );
+        let mut envs = make_envs(n_tasks * g);
         let params = AgentRolloutParams {
             group_size: g,
             max_turns: cfg.env.max_turns as usize,
@@ -542,9 +600,6 @@ impl Trainer {
         })
     }
 
-    /// The math part of iteration `t`: `env.tasks_per_iter` problems drawn with the run's
-    /// RNG, G conversations each through the tool loop (one sample per conversation, `uid` =
-    /// the problem); Dr.BoT flags with the math `is_incomplete` (no boxed answer).
     fn collect_math(&mut self, t: u64) -> anyhow::Result<Collected> {
         let EnvRun::Math(run) = &self.env else {
             unreachable!("collect_math on a math run")
@@ -582,6 +637,7 @@ impl Trainer {
         let rl = &cfg.rl;
         let collected = match self.env {
             EnvRun::Household { .. } => self.collect_household(t)?,
+            EnvRun::Webshop { .. } => self.collect_webshop(t)?,
             EnvRun::Math(_) => self.collect_math(t)?,
         };
         let is_math = collected.math.is_some();
@@ -695,7 +751,11 @@ impl Trainer {
             episode_reward: episodes.iter().map(|e| e.episode_reward).sum::<f64>() / n_ep,
             episode_length: episodes.iter().map(|e| e.turns.len() as f64).sum::<f64>() / n_ep,
             score: episodes.iter().map(|e| e.score).sum::<f64>() / n_ep,
-            task_score: episodes.iter().filter(|e| e.won).count() as f64 / n_ep,
+            task_score: episodes
+                .iter()
+                .map(EpisodeRecord::task_score_or_won)
+                .sum::<f64>()
+                / n_ep,
             valid_action_rate: valid_rate,
             samples: samples_total as u64,
             masked_samples: filter_stats.masked as u64,
