@@ -5,11 +5,12 @@
 //! with SIGKILL and resumed logs exactly the metrics of an uninterrupted one; config errors
 //! name the `[env.math]` key.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use serde_json::Value;
+
+mod common;
+use common::{lines, spear, tmp};
 
 /// A small `math-tiny` run: 2 problems × G 3 per iteration, held-out evaluation of 2
 /// problems × k 2, a 2-step warm start.
@@ -49,10 +50,6 @@ fn tiny_sets(out: &Path, name: &str, iterations: u64) -> Vec<String> {
     .collect()
 }
 
-fn spear() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spear"))
-}
-
 fn run_train(preset: &str, sets: &[String]) -> std::process::Output {
     let mut c = spear();
     c.args(["train", "--preset", preset]);
@@ -60,31 +57,6 @@ fn run_train(preset: &str, sets: &[String]) -> std::process::Output {
         c.arg("--set").arg(s);
     }
     c.output().expect("spear runs")
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// Drops wall-clock fields, which legitimately differ between runs.
-fn without_timing(mut v: Value) -> Value {
-    if let Some(o) = v.as_object_mut() {
-        for k in ["time", "elapsed", "gen_tokens_per_s", "train_tokens_per_s"] {
-            o.remove(k);
-        }
-    }
-    v
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spear-math-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn f(v: &Value) -> f64 {
@@ -201,46 +173,13 @@ fn math_resume_after_kill_matches_an_uninterrupted_run() {
     assert_eq!(ma.len(), iters as usize);
 
     // Run b: kill -9 once the first iteration is logged, then resume.
-    let mut c = spear();
-    c.args(["train", "--preset", "math-tiny-spear"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for s in tiny_sets(&out, "b", iters) {
-        c.arg("--set").arg(s);
-    }
-    let mut child = c.spawn().unwrap();
-    let metrics_b = out.join("b/metrics.jsonl");
-    let start = Instant::now();
-    loop {
-        let n = std::fs::read_to_string(&metrics_b)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if n >= 1 {
-            break;
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("run b ended before it could be killed: {st}");
-        }
-        assert!(start.elapsed() < Duration::from_secs(600), "run b too slow");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let r = spear()
-        .arg("train")
-        .arg("--resume")
-        .arg(out.join("b"))
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let mb = lines(&metrics_b);
-    assert_eq!(mb.len(), iters as usize);
-    for (x, y) in ma.iter().zip(&mb) {
-        assert_eq!(without_timing(x.clone()), without_timing(y.clone()));
-    }
-    assert_eq!(
-        lines(&out.join("a/eval.jsonl")),
-        lines(&out.join("b/eval.jsonl"))
+    common::assert_kill_and_resume_match(
+        &out,
+        &["--preset", "math-tiny-spear"],
+        &tiny_sets(&out, "b", iters),
+        "b",
+        1,
+        "a",
     );
     std::fs::remove_dir_all(&out).ok();
 }

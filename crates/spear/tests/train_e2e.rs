@@ -1,11 +1,10 @@
 //! End-to-end training on a tiny policy: two iterations through the CLI, resume equality
 //! after a clean stop and after `kill -9`, config errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use serde_json::Value;
+mod common;
+use common::{lines, spear, tmp};
 
 /// A small but complete household-tiny run: SFT, replay that fires, evaluation every
 /// iteration, one checkpoint per iteration.
@@ -48,10 +47,6 @@ fn tiny_sets(out: &Path, name: &str, iterations: u64) -> Vec<String> {
     .collect()
 }
 
-fn spear() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spear"))
-}
-
 fn run_train(sets: &[String], extra: &[&str]) -> std::process::Output {
     let mut c = spear();
     c.arg("train").args(extra);
@@ -59,31 +54,6 @@ fn run_train(sets: &[String], extra: &[&str]) -> std::process::Output {
         c.arg("--set").arg(s);
     }
     c.output().expect("spear runs")
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// Drops wall-clock fields, which legitimately differ between runs.
-fn without_timing(mut v: Value) -> Value {
-    if let Some(o) = v.as_object_mut() {
-        for k in ["time", "elapsed", "gen_tokens_per_s", "train_tokens_per_s"] {
-            o.remove(k);
-        }
-    }
-    v
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spear-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[test]
@@ -262,44 +232,7 @@ fn resume_after_kill_matches_an_uninterrupted_run() {
 
     // Run b: kill -9 once the second iteration has been logged (mid-iteration 3 or its
     // checkpoint), then resume.
-    let mut c = spear();
-    c.arg("train").stdout(Stdio::null()).stderr(Stdio::null());
-    for s in tiny_sets(&out, "b", iters) {
-        c.arg("--set").arg(s);
-    }
-    let mut child = c.spawn().unwrap();
-    let metrics_b = out.join("b/metrics.jsonl");
-    let start = Instant::now();
-    loop {
-        let n = std::fs::read_to_string(&metrics_b)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if n >= 2 {
-            break;
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("run b ended before it could be killed: {st}");
-        }
-        assert!(start.elapsed() < Duration::from_secs(600), "run b too slow");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let r = spear()
-        .arg("train")
-        .arg("--resume")
-        .arg(out.join("b"))
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let mb = lines(&metrics_b);
-    assert_eq!(mb.len(), iters as usize);
-    for (x, y) in ma.iter().zip(&mb) {
-        assert_eq!(without_timing(x.clone()), without_timing(y.clone()));
-    }
-    let ea: Vec<Value> = lines(&out.join("a/eval.jsonl"));
-    let eb: Vec<Value> = lines(&out.join("b/eval.jsonl"));
-    assert_eq!(ea, eb);
+    common::assert_kill_and_resume_match(&out, &[], &tiny_sets(&out, "b", iters), "b", 2, "a");
     std::fs::remove_dir_all(&out).ok();
 }
 
