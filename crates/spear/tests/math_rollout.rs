@@ -5,7 +5,6 @@
 //! every sampled token, tool spans are masked out and hold the template's tool message.
 //! A scripted sampler checks the exact token layout, rewards, records and the budget rule.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use candle_core::{DType, Device};
@@ -20,7 +19,6 @@ use spear_envs::math::data::generator::{demonstration, generate_set};
 use spear_envs::math::data::MathProblem;
 use spear_envs::math::sandbox::{Limits, LocalExecutor, PythonEnv, SandboxPool};
 use spear_model::decoder::Mode;
-use spear_model::tokenizer::CHATML_TEMPLATE;
 use spear_model::{
     AdamW, AdamWConfig, Arch, ChatMessage, Decoder, FinishReason, GenRequest, Generation, Grads,
     ModelConfig, Policy, SamplingParams, ScoreItem, TextTokenizer,
@@ -36,42 +34,10 @@ fn sandbox() -> &'static SandboxPool {
     })
 }
 
-/// One token per character (printable ASCII and newline) plus the ChatML specials; decoding
-/// fuses the characters back, so decode(encode(s)) == s for ASCII text.
+/// The math runs' character-level tokenizer (one token per printable ASCII character, newline
+/// and tab, plus the ChatML specials).
 fn char_tokenizer() -> TextTokenizer {
-    let specials = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"];
-    let mut vocab: BTreeMap<String, u32> = BTreeMap::new();
-    for s in specials {
-        let id = vocab.len() as u32;
-        vocab.insert(s.to_string(), id);
-    }
-    for c in std::iter::once('\n').chain(' '..='~') {
-        let id = vocab.len() as u32;
-        vocab.insert(c.to_string(), id);
-    }
-    let added: Vec<Value> = specials
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            json!({"id": i, "content": s, "single_word": false, "lstrip": false,
-                   "rstrip": false, "normalized": false, "special": true})
-        })
-        .collect();
-    let doc = json!({
-        "version": "1.0", "truncation": null, "padding": null,
-        "added_tokens": added, "normalizer": null,
-        "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[\\s\\S]"},
-                          "behavior": "Isolated", "invert": false},
-        "post_processor": null,
-        "decoder": {"type": "Fuse"},
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    });
-    let mut t = TextTokenizer::from_json_str(&doc.to_string(), "char tokenizer").unwrap();
-    t.eos_token = Some("<|im_end|>".into());
-    t.pad_token = Some("<pad>".into());
-    t.chat_template = Some(CHATML_TEMPLATE.to_string());
-    t.set_stop_tokens(vec![3]);
-    t
+    spear::train::math::char_tokenizer().unwrap()
 }
 
 fn tiny_policy(seed: u64) -> Policy {
