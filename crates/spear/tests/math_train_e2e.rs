@@ -184,6 +184,41 @@ fn math_resume_after_kill_matches_an_uninterrupted_run() {
     std::fs::remove_dir_all(&out).ok();
 }
 
+/// Training problems from a DAPO-Math-17k file (the loader's exact JSONL layout, the
+/// spear-envs fixture): the run trains on its prompts and grades against its ground truths.
+#[test]
+fn math_trains_on_a_dapo_file() {
+    let out = tmp("dapo");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../spear-envs/tests/fixtures/math/dapo_sample.jsonl")
+        .canonicalize()
+        .unwrap();
+    let mut sets = tiny_sets(&out, "d", 1);
+    sets.extend([
+        "env.math.source=\"dapo\"".to_string(),
+        format!("env.math.dapo_path={:?}", fixture.display().to_string()),
+        "sft.enabled=false".into(),
+        "run.eval_before=false".into(),
+    ]);
+    let o = run_train("math-tiny-spear", &sets);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "spear train failed:\n{stderr}");
+    let m = lines(&out.join("d/metrics.jsonl"));
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["samples"], 6, "{:?}", m[0]);
+    let traj = lines(&out.join("d/trajectories/iter_000001.jsonl"));
+    let goals: Vec<&str> = traj.iter().map(|e| e["goal"].as_str().unwrap()).collect();
+    let fixture_text = std::fs::read_to_string(&fixture).unwrap();
+    for g in &goals {
+        // Each training goal is one of the file's problems: its opening, JSON-escaped as in
+        // the file, occurs there.
+        let head: String = g.chars().take(40).collect();
+        let escaped = serde_json::to_string(&head).unwrap();
+        assert!(fixture_text.contains(escaped.trim_matches('"')), "{g}");
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
+
 #[test]
 fn math_config_errors_name_the_key() {
     // `--print-config` resolves and validates without starting a run (should a case pass).
