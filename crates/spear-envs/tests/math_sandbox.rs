@@ -293,3 +293,25 @@ fn pool_runs_concurrently_with_cap() {
     let replies: Vec<String> = pool.run_many(&codes).iter().map(tool_reply).collect();
     assert_eq!(replies, vec!["0", "1", "4", "9", "16", "25"]);
 }
+
+/// Several executors in one process (here two fresh rlimits executors, called from parallel
+/// threads) never share a work directory: each call gets its own program back. Work
+/// directories were once numbered per executor, and one call's cleanup deleted another's
+/// `main.py` ("can't open file 'main.py'").
+#[test]
+fn executors_in_one_process_do_not_share_work_directories() {
+    let _guard = shared();
+    let execs: Vec<LocalExecutor> = (0..2)
+        .map(|_| LocalExecutor::rlimits_only(python_env()))
+        .collect();
+    std::thread::scope(|s| {
+        for (e, exec) in execs.iter().enumerate() {
+            s.spawn(move || {
+                for i in 0..12 {
+                    let want = format!("{}", 1000 * e + i);
+                    assert_eq!(reply(exec, &format!("print({want})")), want);
+                }
+            });
+        }
+    });
+}

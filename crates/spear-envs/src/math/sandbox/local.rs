@@ -96,10 +96,17 @@ pub struct LocalExecutor {
     setpriv: Option<PathBuf>,
     is_root: bool,
     nproc_base: u64,
-    uids: Mutex<BTreeSet<u32>>,
-    counter: AtomicU64,
     workdir: PathBuf,
 }
+
+/// Work-directory numbers, process-wide: several executors in one process (a training and an
+/// evaluation pool, parallel tests) must never share `spear-sandbox-<pid>-<n>`, or one
+/// call's cleanup deletes another's `main.py`.
+static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
+
+/// Sandbox uids in use, process-wide (`RLIMIT_NPROC` counts per uid, so two executors must
+/// not hand out the same one at once).
+static UIDS_IN_USE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
 impl std::fmt::Debug for LocalExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -165,8 +172,6 @@ impl LocalExecutor {
             setpriv,
             is_root,
             nproc_base: if is_root { 0 } else { count_own_processes() },
-            uids: Mutex::new(BTreeSet::new()),
-            counter: AtomicU64::new(0),
             workdir,
         }
     }
@@ -214,14 +219,14 @@ impl LocalExecutor {
     }
 
     fn take_uid(&self) -> Option<u32> {
-        let mut set = self.uids.lock().ok()?;
+        let mut set = UIDS_IN_USE.lock().ok()?;
         let uid = (UID_BASE..UID_BASE + UID_SLOTS).find(|u| !set.contains(u))?;
         set.insert(uid);
         Some(uid)
     }
 
     fn give_uid(&self, uid: u32) {
-        if let Ok(mut set) = self.uids.lock() {
+        if let Ok(mut set) = UIDS_IN_USE.lock() {
             set.remove(&uid);
         }
     }
@@ -385,7 +390,7 @@ impl Executor for LocalExecutor {
 
     fn run(&self, code: &str, limits: &Limits) -> RunResult {
         let start = Instant::now();
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
         let dir = self
             .workdir
             .join(format!("spear-sandbox-{}-{n}", std::process::id()));
