@@ -217,6 +217,27 @@ impl TextTokenizer {
     /// tokens `<pad>`, `<unk>`, `<|im_start|>`, `<|im_end|>` and `extra_special`. ChatML template,
     /// `<|im_end|>` is the eos token. Decoding joins words with single spaces.
     pub fn word_level(corpus: &[&str], min_count: usize, extra_special: &[&str]) -> Result<Self> {
+        Self::word_level_with(corpus, min_count, extra_special, false)
+    }
+
+    /// [`TextTokenizer::word_level`] that also keeps every whitespace character as a token of
+    /// its own and decodes by concatenation, so `decode(encode(s)) == s` for text made of
+    /// vocabulary words: `search[long battery]` comes back unchanged instead of
+    /// `search [ long battery ]`. Sequences are about twice as long.
+    pub fn word_level_exact(
+        corpus: &[&str],
+        min_count: usize,
+        extra_special: &[&str],
+    ) -> Result<Self> {
+        Self::word_level_with(corpus, min_count, extra_special, true)
+    }
+
+    fn word_level_with(
+        corpus: &[&str],
+        min_count: usize,
+        extra_special: &[&str],
+        keep_spaces: bool,
+    ) -> Result<Self> {
         let mut specials: Vec<&str> = vec!["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"];
         specials.extend_from_slice(extra_special);
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -232,6 +253,11 @@ impl TextTokenizer {
         }
         // Newline is a word of its own so chat transcripts keep their structure.
         counts.entry("\n".into()).or_insert(min_count.max(1));
+        if keep_spaces {
+            for w in [" ", "\t"] {
+                counts.entry(w.into()).or_insert(min_count.max(1));
+            }
+        }
         let mut words: Vec<(String, usize)> = counts
             .into_iter()
             .filter(|(_, c)| *c >= min_count)
@@ -253,19 +279,32 @@ impl TextTokenizer {
             .enumerate()
             .map(|(i, s)| added_token(i as u32, s))
             .collect();
-        let doc = json!({
-            "version": "1.0", "truncation": null, "padding": null,
-            "added_tokens": added, "normalizer": null,
-            // Drop spaces (a Split that keeps its delimiters would turn every space into
-            // `<unk>`), then cut the rest into words, punctuation runs and newlines.
-            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": "[^\\S\\n]+"},
-                 "behavior": "Removed", "invert": false},
-                {"type": "Split", "pattern": {"Regex": "\\w+|[^\\w\\s]+|\\n"},
-                 "behavior": "Isolated", "invert": false}]},
-            "post_processor": null, "decoder": null,
-            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-        });
+        let doc = if keep_spaces {
+            json!({
+                "version": "1.0", "truncation": null, "padding": null,
+                "added_tokens": added, "normalizer": null,
+                // Words, punctuation runs and each whitespace character; decoding fuses them.
+                "pre_tokenizer": {"type": "Split",
+                    "pattern": {"Regex": "\\w+|[^\\w\\s]+|\\s"},
+                    "behavior": "Isolated", "invert": false},
+                "post_processor": null, "decoder": {"type": "Fuse"},
+                "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+            })
+        } else {
+            json!({
+                "version": "1.0", "truncation": null, "padding": null,
+                "added_tokens": added, "normalizer": null,
+                // Drop spaces (a Split that keeps its delimiters would turn every space into
+                // `<unk>`), then cut the rest into words, punctuation runs and newlines.
+                "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                    {"type": "Split", "pattern": {"Regex": "[^\\S\\n]+"},
+                     "behavior": "Removed", "invert": false},
+                    {"type": "Split", "pattern": {"Regex": "\\w+|[^\\w\\s]+|\\n"},
+                     "behavior": "Isolated", "invert": false}]},
+                "post_processor": null, "decoder": null,
+                "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+            })
+        };
         let mut t = Self::from_json_str(&doc.to_string(), "word-level tokenizer")?;
         t.eos_token = Some("<|im_end|>".into());
         t.pad_token = Some("<pad>".into());
@@ -398,6 +437,30 @@ mod tests {
         assert_eq!(t.decode(&ids, false).unwrap(), "take key \n go north .");
         assert_eq!(t.stop_token_ids, vec![3]);
         assert_eq!(t.pad_id(), 0);
+    }
+
+    #[test]
+    fn word_level_exact_keeps_spacing() {
+        let t = TextTokenizer::word_level_exact(
+            &["search[long battery] click[buy now]"],
+            1,
+            &["<action>", "</action>"],
+        )
+        .unwrap();
+        for text in [
+            "search[long battery]",
+            "<action>click[buy now]</action>",
+            "click[buy now]\n\tsearch[battery]",
+        ] {
+            let ids = t.encode(text).unwrap();
+            assert_eq!(t.decode(&ids, false).unwrap(), text);
+        }
+        // One token per space: "search[long battery]" = search, [, long, " ", battery, ].
+        assert_eq!(t.encode("search[long battery]").unwrap().len(), 6);
+        // The plain word-level tokenizer spaces every token apart.
+        let w = TextTokenizer::word_level(&["search[long battery]"], 1, &[]).unwrap();
+        let ids = w.encode("search[long battery]").unwrap();
+        assert_eq!(w.decode(&ids, false).unwrap(), "search [ long battery ]");
     }
 
     #[test]

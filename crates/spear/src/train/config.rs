@@ -191,6 +191,20 @@ pub enum TinyArch {
     Qwen3,
 }
 
+/// How a tiny model's word-level tokenizer treats spaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TinyTokenizer {
+    /// Spaces separate tokens and are dropped; decoding puts one space between tokens
+    /// (`take apple 1 from countertop 1`: exact for household commands).
+    #[default]
+    Words,
+    /// Every whitespace character is a token and decoding concatenates, so text comes back
+    /// exactly (`search[long battery]`, which `Words` would decode as `search [ long battery ]`
+    /// and WebShop would reject); sequences are about twice as long.
+    Exact,
+}
+
 /// `[model]`: the policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -201,6 +215,8 @@ pub struct ModelSection {
     pub name: String,
     /// Tiny model: architecture.
     pub arch: TinyArch,
+    /// Tiny model: tokenizer (`words` or `exact`).
+    pub tokenizer: TinyTokenizer,
     /// Tiny model: hidden size.
     pub hidden_size: u64,
     /// Tiny model: MLP size.
@@ -226,6 +242,7 @@ impl Default for ModelSection {
         Self {
             name: "tiny".into(),
             arch: TinyArch::Qwen2,
+            tokenizer: TinyTokenizer::Words,
             hidden_size: 128,
             intermediate_size: 256,
             num_layers: 4,

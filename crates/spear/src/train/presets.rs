@@ -271,7 +271,9 @@ fn webshop_tiny(c: &mut TrainConfig) {
     c.env.kind = EnvKind::Webshop;
     c.env.max_turns = 15;
     c.env.webshop.products = 1000;
-    c.model.max_position_embeddings = 4096;
+    // WebShop actions must come back exactly (`search[…]`, `click[buy now]`).
+    c.model.tokenizer = super::config::TinyTokenizer::Exact;
+    c.model.max_position_embeddings = 8192;
     c.sampling.max_new_tokens = 48;
     c.rl.drbot.max_response_length = 48;
     c.sft.games = 300;

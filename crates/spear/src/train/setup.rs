@@ -18,7 +18,7 @@ use spear_model::config::Arch;
 use spear_model::decoder::Decoder;
 use spear_model::{ChatMessage, ModelConfig, Policy, TextTokenizer};
 
-use super::config::{HouseholdSource, ModelSection, TinyArch, TrainConfig};
+use super::config::{HouseholdSource, ModelSection, TinyArch, TinyTokenizer, TrainConfig};
 use crate::agent::memory::Memory;
 use crate::agent::prompts::{household_prompt, household_task, webshop_prompt};
 
@@ -161,7 +161,10 @@ pub fn household_corpus(tasks: &HouseholdTasks, examples: &[SftExample]) -> Vec<
 /// [`TINY_SPECIAL_TOKENS`]) and a random decoder sized by `[model]`.
 pub fn tiny_policy(m: &ModelSection, corpus: &[String], seed: u64) -> anyhow::Result<Policy> {
     let refs: Vec<&str> = corpus.iter().map(String::as_str).collect();
-    let tok = TextTokenizer::word_level(&refs, 1, TINY_SPECIAL_TOKENS)?;
+    let tok = match m.tokenizer {
+        TinyTokenizer::Words => TextTokenizer::word_level(&refs, 1, TINY_SPECIAL_TOKENS)?,
+        TinyTokenizer::Exact => TextTokenizer::word_level_exact(&refs, 1, TINY_SPECIAL_TOKENS)?,
+    };
     tiny_policy_with(m, tok, seed)
 }
 
