@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::conversation::{run_conversation, ChatTemplate, LoopConfig, MathConversation};
-use super::data::metrics::{avg_at_k, pass_at_k};
+use super::data::metrics::{avg_at_k, pass_at_ladder};
 use super::data::MathProblem;
 use super::sandbox::SandboxPool;
 use super::verify::compute_score;
@@ -71,13 +71,7 @@ pub fn evaluate(
         });
     }
     let table: Vec<Vec<bool>> = results.iter().map(|r| r.correct.clone()).collect();
-    let mut pass_at = BTreeMap::new();
-    let mut j = 1;
-    while j < k {
-        pass_at.insert(j, pass_at_k(&table, j));
-        j *= 2;
-    }
-    pass_at.insert(k, pass_at_k(&table, k));
+    let pass_at = pass_at_ladder(&table, k);
     let total: usize = results
         .iter()
         .map(|r| r.tool_calls.iter().sum::<usize>())

@@ -40,7 +40,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde_json::Value;
 use spear_envs::math::conversation::{ChatTemplate as EnvTemplate, LoopConfig, Next, StopReason};
-use spear_envs::math::data::metrics::{avg_at_k, pass_at_k};
+use spear_envs::math::data::metrics::{avg_at_k, pass_at_ladder};
 use spear_envs::math::data::MathProblem;
 use spear_envs::math::sandbox::SandboxPool;
 use spear_envs::math::tool::{
@@ -677,13 +677,7 @@ pub struct MathEvalReport {
 /// Aggregates per-problem outcomes into avg@k and pass@j.
 pub fn math_eval_report(k: usize, problems: Vec<ProblemOutcome>) -> MathEvalReport {
     let table: Vec<Vec<bool>> = problems.iter().map(|p| p.correct.clone()).collect();
-    let mut pass_at = BTreeMap::new();
-    let mut j = 1;
-    while j < k {
-        pass_at.insert(j, pass_at_k(&table, j));
-        j *= 2;
-    }
-    pass_at.insert(k, pass_at_k(&table, k));
+    let pass_at = pass_at_ladder(&table, k);
     let n: usize = problems.iter().map(|p| p.tool_calls.len()).sum();
     let calls: u32 = problems.iter().flat_map(|p| &p.tool_calls).sum();
     MathEvalReport {

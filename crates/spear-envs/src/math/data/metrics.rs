@@ -50,6 +50,18 @@ pub fn pass_at_k(correct: &[Vec<bool>], k: usize) -> f64 {
         / correct.len() as f64
 }
 
+/// pass@j for j = 1, 2, 4, … below `k`, and for `k` itself: what an evaluation report lists.
+pub fn pass_at_ladder(correct: &[Vec<bool>], k: usize) -> std::collections::BTreeMap<usize, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut j = 1;
+    while j < k {
+        out.insert(j, pass_at_k(correct, j));
+        j *= 2;
+    }
+    out.insert(k, pass_at_k(correct, k));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
