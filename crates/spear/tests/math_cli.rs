@@ -93,3 +93,63 @@ fn sandbox_run_prints_the_reply() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "6\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Without bubblewrap, model-written code is refused by default (before anything runs), with
+/// the install command; rlimits-only runs only when chosen by name, and says so.
+#[test]
+fn sandbox_refuses_to_run_code_unisolated_by_default() {
+    let dir = std::env::temp_dir().join(format!("spear-cli-unisolated-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = dir.join("escaped");
+    let f = dir.join("t.py");
+    std::fs::write(
+        &f,
+        format!(
+            "open({:?}, 'w').write('host file')\nprint('done')\n",
+            marker.display().to_string()
+        ),
+    )
+    .unwrap();
+    // A PATH without bwrap: the sandbox refuses, naming the install command and the opt-in.
+    let empty = dir.join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spear"))
+        .args(["sandbox", "run"])
+        .arg(&f)
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "ran without isolation: {err}");
+    assert!(err.contains("apt-get install bubblewrap"), "{err}");
+    assert!(err.contains("--isolation rlimits"), "{err}");
+    assert!(!marker.exists(), "the code ran and wrote a host file");
+    // Training refuses the same way, before the warm start.
+    let runs = dir.join("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_spear"))
+        .args(["train", "--preset", "math-tiny-spear", "--set"])
+        .arg(format!("run.out_dir={:?}", runs.display().to_string()))
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "trained without isolation: {err}");
+    assert!(
+        err.contains("apt-get install bubblewrap") && err.contains("env.math.sandbox.backend"),
+        "{err}"
+    );
+    assert!(!err.contains("warm start"), "{err}");
+    // Chosen by name, rlimits-only runs and warns.
+    let out = Command::new(env!("CARGO_BIN_EXE_spear"))
+        .args(["sandbox", "run"])
+        .arg(&f)
+        .args(["--isolation", "rlimits"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("WITHOUT isolation"), "{err}");
+    assert!(marker.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

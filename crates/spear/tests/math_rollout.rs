@@ -30,7 +30,14 @@ fn sandbox() -> &'static SandboxPool {
         let env = PythonEnv::ensure_default().unwrap_or_else(|e| {
             panic!("the sandbox Python environment could not be prepared: {e}")
         });
-        SandboxPool::new(Arc::new(LocalExecutor::auto(env)), 4, Limits::default())
+        SandboxPool::new(
+            Arc::new(
+                LocalExecutor::new(env, spear_envs::math::sandbox::Isolation::Bwrap)
+                    .unwrap_or_else(|e| panic!("bubblewrap sandbox unavailable: {e}")),
+            ),
+            4,
+            Limits::default(),
+        )
     })
 }
 

@@ -348,3 +348,27 @@ fn math_config_errors_name_the_key() {
     assert!(text.contains("name = \"smollm2-135m\""), "{text}");
     assert!(text.contains("toolcall_variant = \"math_qwen3\""), "{text}");
 }
+
+/// rlimits-only (no isolation) runs only when chosen by name, and then the run header and
+/// `config.toml` say so.
+#[test]
+fn math_rlimits_chosen_by_name_is_stated_in_the_header_and_config() {
+    let out = tmp("rlimits");
+    let mut sets = tiny_sets(&out, "r", 1);
+    sets.push("env.math.sandbox.backend=rlimits".into());
+    sets.push("run.eval_before=false".into());
+    let o = run_train("math-tiny-spear", &sets);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "spear train failed:\n{stderr}");
+    assert!(
+        stderr.contains("rlimits only: model-written code runs WITHOUT isolation"),
+        "{stderr}"
+    );
+    let cfg = std::fs::read_to_string(out.join("r/config.toml")).unwrap();
+    assert!(
+        cfg.starts_with("# WARNING: env.math.sandbox.backend = \"rlimits\""),
+        "{cfg}"
+    );
+    assert!(cfg.contains("backend = \"rlimits\""), "{cfg}");
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -99,11 +99,9 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
 /// Which sandbox runs the code.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum IsolationArg {
-    /// bubblewrap if installed, else rlimits only (with a warning).
-    Auto,
-    /// bubblewrap (fails if not installed).
+    /// bubblewrap; refuses to run anything when it is missing (the default).
     Bwrap,
-    /// rlimits only: NOT an isolation boundary.
+    /// rlimits only: NOT an isolation boundary (trusted code only; chosen by name).
     Rlimits,
 }
 
@@ -120,7 +118,7 @@ pub struct SandboxRunArgs {
     #[arg(long, default_value_t = 1024)]
     pub memory_mb: u64,
     /// Local isolation.
-    #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
+    #[arg(long, value_enum, default_value_t = IsolationArg::Bwrap)]
     pub isolation: IsolationArg,
     /// Use a SandboxFusion service instead (`http://host:port/run_code`).
     #[arg(long)]
@@ -131,9 +129,12 @@ pub struct SandboxRunArgs {
 }
 
 fn local_executor(isolation: IsolationArg) -> anyhow::Result<LocalExecutor> {
+    if isolation == IsolationArg::Bwrap {
+        // Refuse before preparing the Python environment.
+        LocalExecutor::check_bwrap_installed()?;
+    }
     let env = PythonEnv::ensure_default()?;
     Ok(match isolation {
-        IsolationArg::Auto => LocalExecutor::auto(env),
         IsolationArg::Bwrap => LocalExecutor::new(env, Isolation::Bwrap)?,
         IsolationArg::Rlimits => LocalExecutor::rlimits_only(env),
     })
@@ -180,10 +181,10 @@ pub fn sandbox_run(args: SandboxRunArgs) -> anyhow::Result<()> {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Sequential calls per measurement.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = crate::cli::at_least_one)]
     pub calls: usize,
     /// Concurrency of the throughput measurement.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::cli::at_least_one)]
     pub concurrency: usize,
 }
 
@@ -326,7 +327,7 @@ pub struct AimeEvalArgs {
     #[arg(long, default_value = "smollm2-135m")]
     pub model: String,
     /// Samples per problem (the paper: 32).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::cli::at_least_one)]
     pub k: usize,
     /// Sampling temperature (the paper's validation: 1.0).
     #[arg(long, default_value_t = 1.0)]
@@ -350,13 +351,13 @@ pub struct AimeEvalArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Conversations generated together (rounded to whole problems of k samples).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::cli::at_least_one)]
     pub batch: usize,
     /// Concurrent sandbox calls.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::cli::at_least_one)]
     pub sandbox_concurrency: usize,
     /// Local sandbox isolation.
-    #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
+    #[arg(long, value_enum, default_value_t = IsolationArg::Bwrap)]
     pub isolation: IsolationArg,
     /// Use a SandboxFusion service instead (`http://host:port/run_code`).
     #[arg(long)]
@@ -561,7 +562,7 @@ mod tests {
             out: Some(out.clone()),
             batch: 4,
             sandbox_concurrency: 2,
-            isolation: IsolationArg::Auto,
+            isolation: IsolationArg::Bwrap,
             sandbox_url: None,
         };
         eval_aime(&args).unwrap();

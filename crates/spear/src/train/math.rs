@@ -211,15 +211,21 @@ pub fn sandbox_pool(m: &MathConfig) -> anyhow::Result<SandboxPool> {
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("env.math.sandbox.url = {:?}", s.url))?,
         ),
-        backend => {
+        SandboxBackend::Rlimits => {
             let env = PythonEnv::ensure_default()
                 .context("preparing the sandbox's Python environment (env.math.sandbox)")?;
-            Arc::new(match backend {
-                SandboxBackend::Bwrap => LocalExecutor::new(env, Isolation::Bwrap)
+            Arc::new(LocalExecutor::rlimits_only(env))
+        }
+        SandboxBackend::Bwrap | SandboxBackend::Auto => {
+            // Refuse before preparing the Python environment.
+            LocalExecutor::check_bwrap_installed()
+                .context("env.math.sandbox.backend = \"bwrap\"")?;
+            let env = PythonEnv::ensure_default()
+                .context("preparing the sandbox's Python environment (env.math.sandbox)")?;
+            Arc::new(
+                LocalExecutor::new(env, Isolation::Bwrap)
                     .context("env.math.sandbox.backend = \"bwrap\"")?,
-                SandboxBackend::Rlimits => LocalExecutor::rlimits_only(env),
-                _ => LocalExecutor::auto(env),
-            })
+            )
         }
     };
     let limits = Limits {

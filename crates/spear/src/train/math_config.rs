@@ -46,11 +46,13 @@ pub enum ToolFormatArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxBackend {
-    /// Bubblewrap when it works here, else resource limits only (with a loud warning).
+    /// Same as `bwrap` (kept so that older configs load): bubblewrap, or an error. It never
+    /// falls back to running model code without isolation.
     Auto,
-    /// Bubblewrap, or an error telling to install it.
+    /// Bubblewrap, or an error telling to install it (the default).
     Bwrap,
-    /// Resource limits only: **not an isolation boundary** (trusted code only).
+    /// Resource limits only: **not an isolation boundary** (trusted code only). Used only
+    /// when chosen by name; the run header and `config.toml` then say so.
     Rlimits,
     /// A SandboxFusion `/run_code` service at `url`.
     Http,
@@ -60,7 +62,8 @@ pub enum SandboxBackend {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxSection {
-    /// Executor. Default `auto`.
+    /// Executor: `bwrap` (default; refuses to run without bubblewrap), `rlimits` (NO
+    /// isolation, trusted code only) or `http` (a SandboxFusion service).
     pub backend: SandboxBackend,
     /// SandboxFusion URL (`backend = "http"`), e.g. `http://10.0.0.1:8080/run_code`.
     pub url: String,
@@ -75,7 +78,7 @@ pub struct SandboxSection {
 impl Default for SandboxSection {
     fn default() -> Self {
         Self {
-            backend: SandboxBackend::Auto,
+            backend: SandboxBackend::Bwrap,
             url: String::new(),
             timeout_s: 30.0,
             memory_mb: 1024,

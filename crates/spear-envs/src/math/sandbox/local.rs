@@ -54,10 +54,10 @@ pub enum Isolation {
 #[derive(Debug, thiserror::Error)]
 pub enum LocalSetupError {
     /// `bwrap` was asked for but is not installed.
-    #[error("bubblewrap (`bwrap`) is not installed or does not run: {0}. Install it (Debian/Ubuntu: `apt-get install bubblewrap`), or choose the rlimits-only fallback explicitly")]
+    #[error("refusing to run model-written code without isolation: bubblewrap (`bwrap`) is not installed or does not run: {0}. Install it (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf install bubblewrap`). Only for trusted code, the rlimits-only mode (NO isolation) can be chosen by name: `--isolation rlimits`, or `env.math.sandbox.backend = \"rlimits\"` in a training config")]
     BwrapMissing(String),
     /// `bwrap` is installed but cannot run the sandbox on this machine.
-    #[error("bubblewrap is installed but the sandbox does not start here ({0}); in a container, allow user namespaces (or run privileged), or choose the rlimits-only fallback explicitly")]
+    #[error("refusing to run model-written code without isolation: bubblewrap is installed but the sandbox does not start here ({0}); in a container, allow user namespaces (or run privileged). Only for trusted code, the rlimits-only mode (NO isolation) can be chosen by name: `--isolation rlimits`, or `env.math.sandbox.backend = \"rlimits\"` in a training config")]
     BwrapBroken(String),
     /// Running as root needs `setpriv` (util-linux) to drop to an unprivileged uid.
     #[error("running the sandbox as root needs `setpriv` (util-linux) at {0}; install util-linux")]
@@ -176,15 +176,17 @@ impl LocalExecutor {
         }
     }
 
-    /// Bubblewrap when it works, else the rlimits-only fallback (with its warning).
-    pub fn auto(env: PythonEnv) -> LocalExecutor {
-        match LocalExecutor::new(env.clone(), Isolation::Bwrap) {
-            Ok(e) => e,
-            Err(err) => {
-                eprintln!("spear: {err}");
-                LocalExecutor::rlimits_only(env)
-            }
-        }
+    /// The safe default: bubblewrap, or an error (never a silent fallback to rlimits only;
+    /// that mode exists only when asked for by name, [`LocalExecutor::rlimits_only`]).
+    pub fn default_isolated(env: PythonEnv) -> Result<LocalExecutor, LocalSetupError> {
+        LocalExecutor::new(env, Isolation::Bwrap)
+    }
+
+    /// Checks that bubblewrap is installed, before the (slow) Python environment is prepared.
+    pub fn check_bwrap_installed() -> Result<(), LocalSetupError> {
+        bwrap_available()
+            .map(|_| ())
+            .map_err(LocalSetupError::BwrapMissing)
     }
 
     /// Run `print(1)` once so that a bubblewrap that cannot create its
