@@ -327,6 +327,34 @@ fn bad_inputs_are_clear_errors() {
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
+/// NaN and ±Infinity (as Python's `json` writes them) and values at the edge of f64 are read,
+/// left out of the charts as gaps, and never written into the SVG as NaN/inf coordinates.
+#[test]
+fn non_finite_and_huge_values_leave_gaps_not_nan_coordinates() {
+    let tmp = temp_dir("nonfinite");
+    let runs = tmp.join("runs");
+    let dir = synthetic_run(&runs, "wild", "grpo", 1e-6, 0.5);
+    let m = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let mut lines: Vec<String> = m.lines().map(String::from).collect();
+    lines[1] = r#"{"iteration": 2, "grad_norm": NaN, "pg_loss": Infinity, "entropy": -Infinity, "note": "NaN in a string stays"}"#.into();
+    lines[2] =
+        r#"{"iteration": 3, "grad_norm": 1.7e308, "pg_loss": -1.7e308, "entropy": 1e-320}"#.into();
+    std::fs::write(dir.join("metrics.jsonl"), lines.join("\n")).unwrap();
+    let out = tmp.join("r.html");
+    ok(&spear(&["runs/wild", "--out", "r.html"], &tmp));
+    let html = std::fs::read_to_string(&out).unwrap();
+    for bad in ["NaN", "inf\"", "=\"inf", "-inf"] {
+        let svg_attrs: Vec<&str> = html
+            .match_indices(bad)
+            .map(|(i, _)| &html[i.saturating_sub(40)..(i + 40).min(html.len())])
+            .filter(|ctx| ctx.contains("=\"") && !ctx.contains("NaN in a string"))
+            .collect();
+        assert!(svg_attrs.is_empty(), "{bad} in the page: {svg_attrs:?}");
+    }
+    assert!(html.contains("grad_norm"));
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
 #[test]
 fn trajectory_caps_are_stated_in_the_page() {
     let tmp = temp_dir("caps");

@@ -84,7 +84,7 @@ pub struct PlayArgs {
     #[arg(long, default_value = "train")]
     pub split: String,
     /// Step cap.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = crate::cli::at_least_one)]
     pub max_steps: usize,
 }
 
@@ -211,13 +211,19 @@ fn generate_cmd(args: &GenerateArgs) -> anyhow::Result<()> {
     };
     for split in splits {
         let n = args.count.unwrap_or(split.default_size());
+        let end = args.start.checked_add(n).with_context(|| {
+            format!(
+                "--start {} --count {n}: the last index would overflow; choose a smaller --start",
+                args.start
+            )
+        })?;
         let bar = indicatif::ProgressBar::new(n as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_message(split.as_str().to_string());
-        for i in args.start..args.start + n {
+        for i in args.start..end {
             let g = generate_game(&cfg, split, i)?;
             write_game(&args.out, &g)?;
             bar.inc(1);
@@ -241,10 +247,10 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Number of generated games to cycle through.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = crate::cli::at_least_one)]
     pub games: usize,
     /// Steps to time.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 200_000, value_parser = crate::cli::at_least_one)]
     pub steps: usize,
     /// Live environments for the memory measurement.
     #[arg(long, default_value_t = 256)]

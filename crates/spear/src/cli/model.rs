@@ -84,19 +84,19 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub threads: Vec<usize>,
     /// Training / scoring batch.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::cli::at_least_one)]
     pub batch: usize,
     /// Training / scoring sequence length.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = crate::cli::at_least_one)]
     pub seq_len: usize,
     /// Generation prompt length.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = crate::cli::at_least_one)]
     pub prompt_len: usize,
     /// Generated tokens per sequence.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = crate::cli::at_least_one)]
     pub new_tokens: usize,
     /// Timed repetitions per workload (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::cli::at_least_one)]
     pub reps: usize,
     /// Workloads to run (train, score, gen1, gen8).
     #[arg(long, value_delimiter = ',', default_value = "train,score,gen1,gen8")]

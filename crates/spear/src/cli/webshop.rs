@@ -301,10 +301,10 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_values_t = vec![1000usize, 100_000])]
     pub products: Vec<usize>,
     /// Searches per size.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = crate::cli::at_least_one)]
     pub searches: usize,
     /// Expert episodes per size (their steps give steps/s).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = crate::cli::at_least_one)]
     pub episodes: usize,
     /// Products with instructions (goals), as in the real full set (~12k of 1.18M).
     #[arg(long, default_value_t = 10_000)]

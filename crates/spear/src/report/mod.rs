@@ -147,7 +147,7 @@ impl RunData {
 
 /// Reads `metrics.jsonl` generically: each line a JSON object, flattened to numeric dotted keys.
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>, ReportError> {
-    let lines: Vec<serde_json::Value> = read_jsonl(path).map_err(ReportError::Records)?;
+    let lines = read_jsonl_lenient(path).map_err(ReportError::Records)?;
     lines
         .iter()
         .enumerate()
@@ -163,6 +163,60 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>, ReportError> {
             Ok(MetricRow { iteration, values })
         })
         .collect()
+}
+
+/// Reads a JSON-lines file as values, accepting the non-finite tokens that Python's `json`
+/// writes (`NaN`, `Infinity`, `-Infinity`; read as null, so the chart leaves a gap). A line
+/// that is still not JSON is an error naming the file, the line and what is wrong.
+pub fn read_jsonl_lenient(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .or_else(|e| serde_json::from_str(&nonfinite_to_null(l)).map_err(|_| e))
+                .with_context(|| {
+                    format!(
+                        "{}:{}: not a JSON line (each line must be one JSON object, e.g. \
+                         {{\"iteration\": 1, \"success_rate\": 0.5}})",
+                        path.display(),
+                        i + 1
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Replaces the bare tokens `NaN`, `Infinity` and `-Infinity` outside JSON strings by `null`.
+pub fn nonfinite_to_null(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let (mut in_str, mut esc) = (false, false);
+    let mut rest = line;
+    while let Some(ch) = rest.chars().next() {
+        if !in_str {
+            if let Some(tok) = ["-Infinity", "Infinity", "NaN"]
+                .into_iter()
+                .find(|t| rest.starts_with(t))
+            {
+                out.push_str("null");
+                rest = &rest[tok.len()..];
+                continue;
+            }
+            in_str = ch == '"';
+        } else if esc {
+            esc = false;
+        } else if ch == '\\' {
+            esc = true;
+        } else if ch == '"' {
+            in_str = false;
+        }
+        out.push(ch);
+        rest = &rest[ch.len_utf8()..];
+    }
+    out
 }
 
 /// Reads `eval.jsonl`; a record without an interval (both ends 0 while it has episodes) gets
@@ -394,11 +448,28 @@ mod tests {
         assert!(err.contains("metrics.jsonl: record 2"), "{err}");
         std::fs::write(&p, "{\"iteration\": 1}\n{oops\n").unwrap();
         let err = read_metrics(&p).unwrap_err().to_string();
-        assert!(
-            err.contains("metrics.jsonl:2: malformed JSON line"),
-            "{err}"
-        );
+        assert!(err.contains("metrics.jsonl:2: not a JSON line"), "{err}");
+        // Python's non-finite tokens are read as missing values.
+        std::fs::write(
+            &p,
+            "{\"iteration\": 1, \"a\": NaN, \"b\": -Infinity, \"c\": 2}\n",
+        )
+        .unwrap();
+        let rows = read_metrics(&p).unwrap();
+        assert_eq!(rows[0].values.get("a"), None);
+        assert_eq!(rows[0].values.get("b"), None);
+        assert_eq!(rows[0].values.get("c"), Some(&2.0));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn nonfinite_tokens_outside_strings_become_null() {
+        assert_eq!(
+            nonfinite_to_null(
+                r#"{"a": NaN, "b": [Infinity, -Infinity], "s": "NaN \"Infinity\" é"}"#
+            ),
+            r#"{"a": null, "b": [null, null], "s": "NaN \"Infinity\" é"}"#
+        );
     }
 
     #[test]

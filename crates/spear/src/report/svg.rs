@@ -308,6 +308,23 @@ pub fn axes(series: &[Series], y_axis: YAxis, frame: &Frame) -> Axes {
     }
 }
 
+/// Largest magnitude a chart places: beyond it (and for NaN/±inf) a point is left out, so
+/// every coordinate written into the SVG is finite (the span of two such values still fits
+/// an f64).
+pub const MAX_PLOTTABLE: f64 = 1e300;
+
+/// `p` if it can be drawn (band ends that cannot be drawn are dropped with the band).
+pub fn plottable(p: Point) -> Option<Point> {
+    let ok = |v: f64| v.is_finite() && v.abs() <= MAX_PLOTTABLE;
+    if !ok(p.x) || !ok(p.y) {
+        return None;
+    }
+    Some(Point {
+        band: p.band.filter(|(l, h)| ok(*l) && ok(*h)),
+        ..p
+    })
+}
+
 /// The SVG path `d` of a polyline through `points`.
 pub fn line_path(points: &[(f64, f64)]) -> String {
     let mut d = String::with_capacity(points.len() * 14);
@@ -318,13 +335,17 @@ pub fn line_path(points: &[(f64, f64)]) -> String {
 }
 
 impl Chart {
-    /// The series as drawn (thinned to [`MAX_POINTS`]).
+    /// The series as drawn: points that cannot be placed on a chart (NaN, ±inf, or beyond
+    /// ±[`MAX_PLOTTABLE`]) left out (a gap), bands clamped, thinned to [`MAX_POINTS`].
     fn drawn(&self) -> Vec<Series> {
         self.series
             .iter()
-            .map(|s| Series {
-                points: decimate(&s.points, MAX_POINTS),
-                ..s.clone()
+            .map(|s| {
+                let ok: Vec<Point> = s.points.iter().filter_map(|p| plottable(*p)).collect();
+                Series {
+                    points: decimate(&ok, MAX_POINTS),
+                    ..s.clone()
+                }
             })
             .collect()
     }
@@ -618,6 +639,44 @@ mod tests {
         assert_eq!(j["x"], serde_json::json!([1.0, 9.0]));
         assert_eq!(j["py"], serde_json::json!([208.0, 12.0]));
         assert_eq!(j["s"][1]["p"], serde_json::json!([[5.0, 0.5]]));
+    }
+
+    #[test]
+    fn unplottable_points_never_reach_the_svg() {
+        let pts = vec![
+            pt(1.0, 0.5),
+            pt(2.0, f64::NAN),
+            pt(3.0, f64::INFINITY),
+            pt(4.0, 1.7e308),
+            pt(5.0, -1.7e308),
+            Point {
+                x: 6.0,
+                y: 0.7,
+                band: Some((f64::NEG_INFINITY, 1.0)),
+            },
+            pt(7.0, 0.9),
+        ];
+        let c = Chart {
+            id: 0,
+            label: "x".into(),
+            frame: Frame::default(),
+            y_axis: YAxis::Auto,
+            series: series(pts),
+        };
+        let svg = c.to_svg();
+        for bad in ["NaN", "inf"] {
+            assert!(!svg.contains(bad), "{bad} in {svg}");
+        }
+        let hover = c.hover_json().to_string();
+        assert!(!hover.contains("null"), "{hover}");
+        // Only the three plottable points are drawn.
+        assert_eq!(c.drawn()[0].points.len(), 3);
+        // Nothing drawable at all: still a well-formed chart.
+        let c = Chart {
+            series: series(vec![pt(1.0, f64::NAN)]),
+            ..c
+        };
+        assert!(!c.to_svg().contains("NaN"));
     }
 
     #[test]
