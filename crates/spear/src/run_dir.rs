@@ -6,9 +6,16 @@
 //!   metrics.jsonl                  one IterationMetrics per training iteration
 //!   eval.jsonl                     one EvalRecord per evaluation
 //!   trajectories/iter_000001.jsonl sampled episodes (EpisodeRecord per line) of that iteration
-//!   checkpoints/last.safetensors   the last complete checkpoint (+ last.json: trainer state)
+//!   checkpoints/iter_NNNNNN/       a checkpoint (model.safetensors + state.json); `latest`
+//!                                  names the newest complete one (see `train::state`)
 //!   report.html                    written by `spear report`
+//!   .lock                          held (flock) by the one process writing the run
 //! ```
+//!
+//! One writer at a time: `spear train` (new or `--resume`) and `spear sft` take an exclusive
+//! OS lock on `.lock` ([`RunLock`]) before they write anything; the kernel releases it when
+//! the process ends, kill -9 included, so a dead run never blocks its resume. A second
+//! writer stops at once with an error naming the run and the holder's pid.
 //!
 //! Readers must accept unknown fields (the report plots every numeric field of
 //! `metrics.jsonl`, flattening nested objects to dotted keys), so adding a metric never breaks
@@ -283,6 +290,107 @@ impl RunDir {
     }
 }
 
+/// An exclusive lock on a run directory, held until dropped or until the process ends.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Creates `root` if needed and takes the lock on `root/.lock` without waiting; if another
+    /// process holds it, the error names the run and that process's pid.
+    pub fn acquire(root: &Path) -> anyhow::Result<RunLock> {
+        use anyhow::Context;
+        use std::io::{Read, Seek, Write};
+        use std::os::unix::io::AsRawFd;
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("creating the run directory {}", root.display()))?;
+        let path = root.join(".lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening the run lock {}", path.display()))?;
+        // SAFETY: flock on a file descriptor we own; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    "another process".to_string()
+                } else {
+                    format!("process {holder}")
+                };
+                anyhow::bail!(
+                    "the run {} is in use by {who} (it holds {}): only one `spear train` or \
+                     `spear sft` may write a run at a time. Wait for it to finish or stop it \
+                     (Ctrl-C), then `spear train --resume {}`; or start another run with \
+                     `--set run.name=...`",
+                    root.display(),
+                    path.display(),
+                    root.display()
+                );
+            }
+            return Err(err).with_context(|| format!("locking {}", path.display()));
+        }
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| writeln!(file, "{}", std::process::id()))
+            .and_then(|_| file.flush())
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(RunLock { _file: file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Removes the temporary files that an interrupted atomic write (`.NAME.tmp-PID`, see
+/// `spear_model::checkpoint::write_atomic`) left in the run directory, its `checkpoints/`
+/// (and each checkpoint directory) and `trajectories/`. Call it only while holding the
+/// [`RunLock`]: then no other process is writing there. Returns the files removed.
+pub fn remove_stale_temporaries(root: &Path) -> Vec<PathBuf> {
+    fn is_tmp(name: &str) -> bool {
+        name.starts_with('.') && name.contains(".tmp-")
+    }
+    let mut dirs = vec![
+        root.to_path_buf(),
+        root.join("checkpoints"),
+        root.join("trajectories"),
+    ];
+    if let Ok(rd) = std::fs::read_dir(root.join("checkpoints")) {
+        dirs.extend(
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir()),
+        );
+    }
+    let mut removed = vec![];
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.filter_map(|e| e.ok()) {
+            let p = e.path();
+            if p.is_file()
+                && is_tmp(&e.file_name().to_string_lossy())
+                && std::fs::remove_file(&p).is_ok()
+            {
+                removed.push(p);
+            }
+        }
+    }
+    removed
+}
+
 /// Reads a JSON-lines file into records; a malformed line is an error naming file and line.
 pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
     use anyhow::Context;
@@ -329,6 +437,44 @@ mod tests {
         assert_eq!(lo, 0.0);
         assert!((hi - 0.277540).abs() < 1e-5, "{hi}");
         assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn a_run_lock_admits_one_holder() {
+        let dir = std::env::temp_dir().join(format!("spear-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = RunLock::acquire(&dir).unwrap();
+        let pid = std::process::id().to_string();
+        assert_eq!(std::fs::read_to_string(a.path()).unwrap().trim(), pid);
+        // flock locks belong to the open file: a second open, even in this process, waits.
+        let e = RunLock::acquire(&dir).unwrap_err().to_string();
+        assert!(e.contains(&format!("in use by process {pid}")), "{e}");
+        drop(a);
+        let _b = RunLock::acquire(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("spear-tmpfiles-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("checkpoints/iter_000001")).unwrap();
+        for f in [
+            ".metrics.jsonl.tmp-12",
+            "checkpoints/.latest.tmp-3",
+            "checkpoints/iter_000001/.model.safetensors.tmp-9",
+            "metrics.jsonl",
+            "checkpoints/latest",
+            ".lock",
+        ] {
+            std::fs::write(dir.join(f), "x").unwrap();
+        }
+        let mut removed = remove_stale_temporaries(&dir);
+        removed.sort();
+        assert_eq!(removed.len(), 3, "{removed:?}");
+        assert!(dir.join("metrics.jsonl").is_file() && dir.join(".lock").is_file());
+        assert!(dir.join("checkpoints/latest").is_file());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

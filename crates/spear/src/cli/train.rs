@@ -10,7 +10,7 @@ use spear::run_dir::RunDir;
 use spear::train::config::TrainConfig;
 use spear::train::eval::{eval_household, EvalSettings};
 use spear::train::presets::{preset, DEFAULT_PRESET, PRESETS};
-use spear::train::trainer::{eval_summary, Progress, Trainer, STOP};
+use spear::train::trainer::{eval_summary, Progress, ResumeOptions, Trainer, STOP};
 use spear_model::SamplingParams;
 
 /// Where a run's config comes from.
@@ -53,9 +53,14 @@ impl ConfigArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Continue the run in this directory from its last complete checkpoint.
-    #[arg(long, conflicts_with_all = ["preset", "config", "sets"])]
+    /// Continue the run in this directory from its last complete checkpoint. `--set` may
+    /// change only run.iterations, run.eval_every, run.save_every and run.log_episodes.
+    #[arg(long, conflicts_with_all = ["preset", "config"])]
     resume: Option<PathBuf>,
+    /// With --resume: continue from this checkpoint (e.g. `iter_000004`) instead of the latest;
+    /// newer checkpoints are set aside as `discarded.iter_N`, log lines after it dropped.
+    #[arg(long, requires = "resume", value_name = "CHECKPOINT")]
+    from: Option<String>,
     /// Print the resolved config and exit.
     #[arg(long)]
     print_config: bool,
@@ -128,7 +133,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     install_ctrlc();
     let (mut trainer, progress) = if let Some(dir) = &args.resume {
         let p0 = CliProgress::new(0, 0);
-        let t = Trainer::resume(dir, &p0)?;
+        let opts = ResumeOptions {
+            from: args.from.clone(),
+            sets: args.config.sets.clone(),
+        };
+        let t = Trainer::resume(dir, &opts, &p0)?;
         p0.finish();
         let p = CliProgress::new(t.cfg.run.iterations, t.iteration);
         (t, p)
@@ -260,6 +269,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             "unknown evaluation preset {p:?}; use aime24 or aime25 (or --checkpoint RUN)"
         );
     }
+    anyhow::ensure!(args.episodes != Some(0), "--episodes must be at least 1");
     let path = args
         .checkpoint
         .as_ref()

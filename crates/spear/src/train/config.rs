@@ -458,6 +458,8 @@ impl TrainConfig {
         check_pos("run.iterations", self.run.iterations)?;
         check_pos("run.save_every", self.run.save_every)?;
         if self.run.name.is_empty()
+            || self.run.name == "."
+            || self.run.name == ".."
             || self
                 .run
                 .name
@@ -466,7 +468,12 @@ impl TrainConfig {
         {
             return Err(ConfigError::new(
                 "run.name",
-                "must be a non-empty name without slashes",
+                format!(
+                    "{:?} is not a run name: the run directory is <run.out_dir>/<run.name>, so \
+                     the name must be one plain path component (not empty, `.` or `..`, no \
+                     slashes or control characters), e.g. run.name=my-run",
+                    self.run.name
+                ),
             ));
         }
         check_pos("env.tasks_per_iter", self.env.tasks_per_iter)?;
@@ -524,6 +531,7 @@ impl TrainConfig {
         check_pos("sft.epochs", self.sft.epochs)?;
         check_pos("sft.batch_size", self.sft.batch_size)?;
         check_f("sft.lr", self.sft.lr, 0.0, 1.0)?;
+        check_pos("eval.episodes", self.eval.episodes)?;
         check_f("eval.temperature", self.eval.temperature, 0.0, 10.0)?;
         check_f("eval.top_p", self.eval.top_p, 1e-6, 1.0)?;
         if self.env.kind == EnvKind::Math {
@@ -552,9 +560,97 @@ impl TrainConfig {
             }
         }
         self.rl.validate().map_err(|e| prefix_key("rl", e))?;
+        self.validate_cross_field()?;
         Ok(())
     }
+
+    /// Conditions between keys that would otherwise fail only at run time (after the warm
+    /// start), leaving a run directory that can neither start over nor resume.
+    fn validate_cross_field(&self) -> Result<(), ConfigError> {
+        // Dr.BoT's std group filter keeps floor(ratio × groups) groups; with none kept the
+        // first iteration fails. Groups per iteration = tasks per iteration (household: at
+        // most the number of training games).
+        let ratio = self.rl.drbot.rollout_filter_ratio;
+        if ratio < 1.0 {
+            let mut groups = self.env.tasks_per_iter;
+            let mut why = format!("env.tasks_per_iter = {groups}");
+            let h = &self.env.household;
+            if self.env.kind == EnvKind::Household
+                && h.source == HouseholdSource::Generated
+                && h.train_games > 0
+                && h.train_games < groups
+            {
+                groups = h.train_games;
+                why = format!("env.household.train_games = {groups}");
+            }
+            let kept = (ratio * groups as f64) as u64;
+            if kept == 0 {
+                let need = (1.0 / ratio).ceil() as u64;
+                return Err(ConfigError::new(
+                    "rl.drbot.rollout_filter_ratio",
+                    format!(
+                        "keeps floor({ratio} × {groups}) = 0 groups per iteration with {why}, \
+                         so training would stop at iteration 1: set env.tasks_per_iter to at \
+                         least {need}, or turn the std group filter off with \
+                         rl.drbot.rollout_filter_ratio=1.0"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Keys that `spear train --resume RUN --set KEY=VALUE` may change: they do not change
+    /// what the run already computed (how long it runs, evaluation and checkpoint cadence,
+    /// logging).
+    pub const RESUME_SETTABLE: &'static [&'static str] = &[
+        "run.iterations",
+        "run.eval_every",
+        "run.save_every",
+        "run.log_episodes",
+    ];
+
+    /// `--set` overrides on `--resume`: only [`Self::RESUME_SETTABLE`] keys; any other key is
+    /// an error naming it.
+    pub fn with_resume_overrides(&self, sets: &[String]) -> Result<Self, ConfigError> {
+        for s in sets {
+            let key = s
+                .split_once('=')
+                .map(|(k, _)| k.trim())
+                .unwrap_or(s.as_str());
+            if !Self::RESUME_SETTABLE.contains(&key) {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "cannot be changed when resuming: it would change what the run already \
+                         computed. Keys that can: {}. To change it, start a new run (e.g. \
+                         from this run's weights with --set model.init_checkpoint=RUN_DIR)",
+                        Self::RESUME_SETTABLE.join(", ")
+                    ),
+                ));
+            }
+        }
+        self.with_overrides(sets)
+    }
+
+    /// What `config.toml` of a run holds: the config as TOML, headed by a warning when the
+    /// math sandbox runs model-written code without isolation.
+    pub fn config_file_text(&self) -> String {
+        let mut text = String::new();
+        if self.env.kind == EnvKind::Math
+            && self.env.math.sandbox.backend == super::math_config::SandboxBackend::Rlimits
+        {
+            text.push_str(RLIMITS_CONFIG_WARNING);
+            text.push('\n');
+        }
+        text.push_str(&self.to_toml_string());
+        text
+    }
 }
+
+/// The first line of `config.toml` when `env.math.sandbox.backend = "rlimits"`.
+pub const RLIMITS_CONFIG_WARNING: &str = "# WARNING: env.math.sandbox.backend = \"rlimits\" \
+     (chosen explicitly): model-written code runs WITHOUT isolation, with resource limits only.";
 
 fn prefix_key(prefix: &str, e: ConfigError) -> ConfigError {
     ConfigError::new(format!("{prefix}.{}", e.key), e.message)
@@ -625,6 +721,84 @@ mod tests {
             .map(|t| t.as_str())
             .collect();
         assert_eq!(names, HOUSEHOLD_TASK_TYPES.to_vec());
+    }
+
+    #[test]
+    fn cross_field_group_filter_needs_a_kept_group() {
+        let base = TrainConfig::default();
+        let e = base
+            .with_overrides(&[
+                "env.tasks_per_iter=1".into(),
+                "rl.drbot.rollout_filter_ratio=0.75".into(),
+            ])
+            .unwrap_err();
+        assert_eq!(e.key, "rl.drbot.rollout_filter_ratio");
+        assert!(
+            e.message.contains("env.tasks_per_iter to at least 2"),
+            "{}",
+            e.message
+        );
+        // floor(0.75 × 2) = 1 group: fine; the filter off: fine.
+        base.with_overrides(&["env.tasks_per_iter=2".into()])
+            .unwrap();
+        base.with_overrides(&[
+            "env.tasks_per_iter=1".into(),
+            "rl.drbot.rollout_filter_ratio=1.0".into(),
+        ])
+        .unwrap();
+        // Fewer generated training games than tasks per iteration bound the groups.
+        let e = base
+            .with_overrides(&[
+                "env.tasks_per_iter=8".into(),
+                "env.household.train_games=1".into(),
+            ])
+            .unwrap_err();
+        assert!(
+            e.message.contains("env.household.train_games = 1"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn resume_overrides_only_the_cadence_keys() {
+        let base = TrainConfig::default();
+        let c = base
+            .with_resume_overrides(&["run.iterations=7".into(), "run.eval_every=3".into()])
+            .unwrap();
+        assert_eq!((c.run.iterations, c.run.eval_every), (7, 3));
+        for bad in [
+            "model.hidden_size=64",
+            "run.seed=3",
+            "rl.replay.enabled=false",
+        ] {
+            let e = base.with_resume_overrides(&[bad.into()]).unwrap_err();
+            assert_eq!(e.key, bad.split('=').next().unwrap());
+            assert!(e.message.contains("run.iterations"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn run_names_stay_inside_out_dir() {
+        let base = TrainConfig::default();
+        for bad in ["..", ".", "a/b", "a\\b", "\"\""] {
+            let e = base
+                .with_overrides(&[format!("run.name={bad}")])
+                .unwrap_err();
+            assert_eq!(e.key, "run.name", "{bad}");
+        }
+        base.with_overrides(&["run.name=..x".into()]).unwrap();
+    }
+
+    #[test]
+    fn config_file_says_when_the_sandbox_is_off() {
+        assert!(!TrainConfig::default().config_file_text().starts_with('#'));
+        let mut c = super::super::presets::preset("math-tiny-spear").unwrap();
+        c.env.math.sandbox.backend = super::super::math_config::SandboxBackend::Rlimits;
+        let text = c.config_file_text();
+        assert!(text.starts_with(RLIMITS_CONFIG_WARNING), "{text}");
+        // The comment does not change what the file holds.
+        assert_eq!(TrainConfig::from_toml_str(&text).unwrap(), c);
     }
 
     #[test]

@@ -59,15 +59,8 @@ pub fn save(
         .to_string();
     write_atomic(&root.join("latest"), name.as_bytes())?;
     // Prune older checkpoints.
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("iter_"))
-        })
-        .collect();
-    dirs.sort();
+    let mut dirs: Vec<PathBuf> = checkpoint_dirs(root).into_iter().map(|(_, d)| d).collect();
+    dirs.reverse();
     if dirs.len() > KEEP_CHECKPOINTS {
         for d in &dirs[..dirs.len() - KEEP_CHECKPOINTS] {
             if d != &dir {
@@ -78,21 +71,204 @@ pub fn save(
     Ok(dir)
 }
 
-/// The directory `latest` points to, if any.
+/// `iter_NNNNNN` → N.
+pub fn parse_checkpoint_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("iter_")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Checks that a safetensors file is whole without loading it: the 8-byte header length, the
+/// JSON header, and a file length equal to the end of the last tensor's data.
+fn verify_safetensors(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("{} is missing", path.display()))?;
+    let len = f.metadata()?.len();
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n)
+        .map_err(|_| anyhow::anyhow!("{} is truncated (no header)", path.display()))?;
+    let header_len = u64::from_le_bytes(n);
+    anyhow::ensure!(
+        header_len <= len.saturating_sub(8) && header_len <= 100 << 20,
+        "{} is truncated or corrupt (header of {header_len} bytes in a file of {len})",
+        path.display()
+    );
+    let mut header = vec![0u8; header_len as usize];
+    f.read_exact(&mut header)?;
+    let v: serde_json::Value = serde_json::from_slice(&header)
+        .with_context(|| format!("{} has a corrupt header", path.display()))?;
+    let end = v
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| k.as_str() != "__metadata__")
+                .filter_map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64())
+                .max()
+                .unwrap_or(0)
+        })
+        .with_context(|| format!("{} has a corrupt header", path.display()))?;
+    let want = 8u64
+        .checked_add(header_len)
+        .and_then(|x| x.checked_add(end))
+        .with_context(|| format!("{} has a corrupt header", path.display()))?;
+    anyhow::ensure!(
+        len == want,
+        "{} is truncated or corrupt ({len} bytes, its header describes {want})",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Checks a checkpoint directory without loading it: its name is `iter_N`, `state.json`
+/// parses and holds iteration N, and `model.safetensors` is whole. Returns the state.
+pub fn verify(dir: &Path) -> anyhow::Result<TrainerState> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let n = parse_checkpoint_name(&name).with_context(|| {
+        format!(
+            "{}: not a checkpoint directory (iter_NNNNNN)",
+            dir.display()
+        )
+    })?;
+    anyhow::ensure!(dir.is_dir(), "{} does not exist", dir.display());
+    let path = dir.join("state.json");
+    let text = std::fs::read(&path).with_context(|| format!("{} is missing", path.display()))?;
+    let state: TrainerState = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: malformed trainer state", path.display()))?;
+    anyhow::ensure!(
+        state.iteration == n,
+        "{} says iteration {}, but its directory is {name} (iteration {n}): the file was \
+         edited or copied from another checkpoint, so it is not trusted",
+        path.display(),
+        state.iteration
+    );
+    verify_safetensors(&dir.join("model.safetensors"))?;
+    Ok(state)
+}
+
+/// The checkpoint directories under `root` (intact or not), newest first.
+pub fn checkpoint_dirs(root: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(root)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let n = parse_checkpoint_name(&e.file_name().to_string_lossy())?;
+                    e.path().is_dir().then(|| (n, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|x| std::cmp::Reverse(x.0));
+    out
+}
+
+/// The newest checkpoint under `root` that passes [`verify`], other than `except`.
+pub fn newest_intact(root: &Path, except: Option<&Path>) -> Option<(u64, PathBuf)> {
+    checkpoint_dirs(root)
+        .into_iter()
+        .filter(|(_, d)| Some(d.as_path()) != except)
+        .find(|(_, d)| verify(d).is_ok())
+}
+
+/// What to say when the checkpoint to resume from is broken: the intact one to go back to.
+fn way_on(root: &Path, broken: Option<&Path>) -> String {
+    let run = root.parent().unwrap_or(root);
+    match newest_intact(root, broken) {
+        Some((n, d)) => format!(
+            "The newest intact checkpoint is {} (iteration {n}): continue from it with \
+             `spear train --resume {} --from {}` (log lines after iteration {n} are dropped and \
+             newer checkpoint directories are set aside as `discarded.iter_…`, not deleted).",
+            d.display(),
+            run.display(),
+            d.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        None => format!(
+            "No intact checkpoint is left under {}: start a new run (e.g. `--set \
+             run.name=...`).",
+            root.display()
+        ),
+    }
+}
+
+/// The directory `latest` points to, if any, after checking it with [`verify`]. A missing
+/// `latest` with checkpoint directories present, a dangling `latest`, or a broken checkpoint
+/// is an error that names the newest intact checkpoint and the `--from` option.
 pub fn latest(root: &Path) -> anyhow::Result<Option<PathBuf>> {
     let p = root.join("latest");
     if !p.exists() {
-        return Ok(None);
+        if checkpoint_dirs(root).is_empty() {
+            return Ok(None);
+        }
+        anyhow::bail!("{} is missing. {}", p.display(), way_on(root, None));
     }
     let name = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    let dir = root.join(name.trim());
+    let name = name.trim();
     anyhow::ensure!(
-        dir.join("model.safetensors").is_file() && dir.join("state.json").is_file(),
-        "{} names {}, which is incomplete (missing model.safetensors or state.json)",
+        parse_checkpoint_name(name).is_some(),
+        "{} is malformed ({name:?} is not a checkpoint name). {}",
         p.display(),
-        dir.display()
+        way_on(root, None)
     );
+    let dir = root.join(name);
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{} names {}, which does not exist. {}",
+            p.display(),
+            dir.display(),
+            way_on(root, Some(&dir))
+        );
+    }
+    if let Err(e) = verify(&dir) {
+        anyhow::bail!(
+            "the latest checkpoint {} is broken: {e:#}. {}",
+            dir.display(),
+            way_on(root, Some(&dir))
+        );
+    }
     Ok(Some(dir))
+}
+
+/// `--from NAME` (`iter_N` or `N`): checks that checkpoint, sets every newer checkpoint
+/// directory aside as `discarded.iter_N` (nothing is deleted) and points `latest` at it.
+/// Returns the checkpoint directory and the directories set aside.
+pub fn rewind_to(root: &Path, from: &str) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
+    let n = parse_checkpoint_name(from)
+        .or_else(|| from.parse::<u64>().ok())
+        .with_context(|| format!("--from {from:?}: give a checkpoint name such as iter_000004"))?;
+    let dir = checkpoint_dir(root, n);
+    verify(&dir).with_context(|| {
+        format!(
+            "--from {from}: {} cannot be used. {}",
+            dir.display(),
+            way_on(root, Some(&dir))
+        )
+    })?;
+    let mut moved = vec![];
+    for (m, d) in checkpoint_dirs(root) {
+        if m <= n {
+            continue;
+        }
+        let base = format!(
+            "discarded.{}",
+            d.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let mut to = root.join(&base);
+        let mut k = 1;
+        while to.exists() {
+            to = root.join(format!("{base}.{k}"));
+            k += 1;
+        }
+        std::fs::rename(&d, &to)
+            .with_context(|| format!("setting {} aside as {}", d.display(), to.display()))?;
+        moved.push(to);
+    }
+    write_atomic(&root.join("latest"), format!("iter_{n:06}").as_bytes())?;
+    Ok((dir, moved))
 }
 
 /// Restores weights, optimizer and RNG into `policy` and returns them with the state.

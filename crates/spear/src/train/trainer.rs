@@ -41,7 +41,8 @@ use super::update::run_update;
 use crate::rollout::agent::{mix_seed, rollout_agent, AgentEnv, AgentRolloutParams};
 use crate::rollout::RolloutOutput;
 use crate::run_dir::{
-    EpisodeRecord, EvalRecord, IterationMetrics, MathIterationStats, PhaseTimes, RunDir,
+    remove_stale_temporaries, EpisodeRecord, EvalRecord, IterationMetrics, MathIterationStats,
+    PhaseTimes, RunDir, RunLock,
 };
 
 /// Set by Ctrl-C: finish the current iteration's writes, then stop.
@@ -85,6 +86,18 @@ pub struct Trainer {
     env: EnvRun,
     /// Frozen weights RL started from, for the KL loss (`rl.loss.use_kl_loss`).
     reference: Option<Policy>,
+    /// The exclusive lock on the run directory, held while the trainer lives.
+    _lock: RunLock,
+}
+
+/// How `spear train --resume` continues a run.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeOptions {
+    /// `--from iter_N`: continue from this checkpoint instead of `latest` (newer ones are set
+    /// aside, log lines after it dropped).
+    pub from: Option<String>,
+    /// `--set KEY=VALUE` overrides; only [`TrainConfig::RESUME_SETTABLE`] keys.
+    pub sets: Vec<String>,
 }
 
 /// What an environment kind builds once per run.
@@ -165,10 +178,31 @@ fn truncate_jsonl(path: &Path, max_iter: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes the lines of a JSONL file whose `iteration` is `iteration` (and unparsable lines).
+fn drop_iteration_lines(path: &Path, iteration: u64) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("iteration").and_then(|i| i.as_u64()))
+                .is_some_and(|i| i != iteration)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    spear_model::checkpoint::write_atomic(path, kept.as_bytes())?;
+    Ok(())
+}
+
 impl Trainer {
     /// Starts a new run in `<out_dir>/<name>` (which must not hold a run yet).
     pub fn create(cfg: TrainConfig, progress: &dyn Progress) -> anyhow::Result<Self> {
         let run = RunDir::new(Path::new(&cfg.run.out_dir).join(&cfg.run.name));
+        let lock = RunLock::acquire(&run.root)?;
         anyhow::ensure!(
             !run.metrics().exists() && !run.checkpoints().join("latest").exists(),
             "{} already holds a run: continue it with `spear train --resume {}`, or pick another \
@@ -176,10 +210,16 @@ impl Trainer {
             run.root.display(),
             run.root.display()
         );
+        for p in remove_stale_temporaries(&run.root) {
+            progress.line(&format!(
+                "removed {} (left by an interrupted write)",
+                p.display()
+            ));
+        }
         std::fs::create_dir_all(run.trajectories_dir())
             .with_context(|| format!("creating {}", run.root.display()))?;
-        spear_model::checkpoint::write_atomic(&run.config(), cfg.to_toml_string().as_bytes())?;
-        let mut t = Self::build(cfg, run, progress)?;
+        spear_model::checkpoint::write_atomic(&run.config(), cfg.config_file_text().as_bytes())?;
+        let mut t = Self::build(cfg, run, lock, progress)?;
         if t.cfg.model.init_checkpoint.is_empty() {
             t.warm_start(progress)?;
         } else {
@@ -256,19 +296,54 @@ impl Trainer {
         Ok(())
     }
 
-    /// Continues the run in `dir` from its last complete checkpoint.
-    pub fn resume(dir: &Path, progress: &dyn Progress) -> anyhow::Result<Self> {
+    /// Continues the run in `dir` from its last complete checkpoint (or `opts.from`), after
+    /// taking the run's lock, removing temporaries of interrupted writes and checking the
+    /// checkpoint; `opts.sets` may change only [`TrainConfig::RESUME_SETTABLE`] keys.
+    pub fn resume(
+        dir: &Path,
+        opts: &ResumeOptions,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Self> {
         let run = RunDir::new(dir);
-        let text = std::fs::read_to_string(run.config()).with_context(|| {
-            format!(
-                "{} has no config.toml: is it a run directory made by `spear train`?",
-                dir.display()
-            )
-        })?;
-        let cfg = TrainConfig::from_toml_str(&text)
+        anyhow::ensure!(
+            run.config().is_file(),
+            "{} has no config.toml: is it a run directory made by `spear train`?",
+            dir.display()
+        );
+        let lock = RunLock::acquire(&run.root)?;
+        for p in remove_stale_temporaries(&run.root) {
+            progress.line(&format!(
+                "removed {} (left by an interrupted write)",
+                p.display()
+            ));
+        }
+        let text = std::fs::read_to_string(run.config())
+            .with_context(|| format!("reading {}", run.config().display()))?;
+        let mut cfg = TrainConfig::from_toml_str(&text)
             .with_context(|| format!("{}", run.config().display()))?;
-        let mut t = Self::build(cfg, run, progress)?;
-        match state::latest(&t.run.checkpoints())? {
+        if !opts.sets.is_empty() {
+            cfg = cfg
+                .with_resume_overrides(&opts.sets)
+                .with_context(|| format!("--resume {} --set", dir.display()))?;
+            spear_model::checkpoint::write_atomic(
+                &run.config(),
+                cfg.config_file_text().as_bytes(),
+            )?;
+            progress.line(&format!("config.toml updated: {}", opts.sets.join(", ")));
+        }
+        // Check the checkpoint before the (slow) set-up.
+        let ck = match &opts.from {
+            Some(from) => {
+                let (ck, moved) = state::rewind_to(&run.checkpoints(), from)?;
+                for m in moved {
+                    progress.line(&format!("set aside {}", m.display()));
+                }
+                Some(ck)
+            }
+            None => state::latest(&run.checkpoints())?,
+        };
+        let mut t = Self::build(cfg, run, lock, progress)?;
+        match ck {
             Some(ck) => {
                 let (opt, rng, st) = state::load(&ck, &t.policy, adamw_config(&t.cfg))?;
                 t.opt = opt;
@@ -302,7 +377,12 @@ impl Trainer {
         Ok(t)
     }
 
-    fn build(cfg: TrainConfig, run: RunDir, progress: &dyn Progress) -> anyhow::Result<Self> {
+    fn build(
+        cfg: TrainConfig,
+        run: RunDir,
+        lock: RunLock,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Self> {
         let t0 = Instant::now();
         let (env, policy, what) = match cfg.env.kind {
             EnvKind::Math => {
@@ -319,7 +399,12 @@ impl Trainer {
                         .collect::<Vec<_>>()
                         .join(", "),
                     run.sft.len(),
-                    run.pool.executor_name()
+                    match run.pool.executor_name().as_str() {
+                        "rlimits" => "rlimits only: model-written code runs WITHOUT isolation \
+                                      (env.math.sandbox.backend = \"rlimits\", chosen explicitly)"
+                            .to_string(),
+                        other => other.to_string(),
+                    }
                 );
                 (EnvRun::Math(Box::new(run)), policy, what)
             }
@@ -376,6 +461,7 @@ impl Trainer {
             env,
             policy,
             reference: None,
+            _lock: lock,
             cfg,
             run,
         })
@@ -507,11 +593,61 @@ impl Trainer {
         Ok((recs, secs))
     }
 
+    /// Whether the schedule evaluates at iteration `t` (0 = before RL).
+    fn eval_due(&self, t: u64) -> bool {
+        let r = &self.cfg.run;
+        if t == 0 {
+            r.eval_before
+        } else {
+            r.eval_every > 0 && (t % r.eval_every == 0 || t == r.iterations)
+        }
+    }
+
+    /// Whether `eval.jsonl` holds a record of every evaluation split at iteration `t`.
+    fn eval_complete(&self, t: u64) -> anyhow::Result<bool> {
+        if !self.run.eval().exists() {
+            return Ok(false);
+        }
+        let recs: Vec<serde_json::Value> = std::fs::read_to_string(self.run.eval())
+            .with_context(|| format!("reading {}", self.run.eval().display()))?
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let done: std::collections::BTreeSet<&str> = recs
+            .iter()
+            .filter(|v| v.get("iteration").and_then(|i| i.as_u64()) == Some(t))
+            .filter_map(|v| v.get("split").and_then(|s| s.as_str()))
+            .collect();
+        Ok(self
+            .eval_split_names()
+            .iter()
+            .all(|n| done.contains(n.as_str())))
+    }
+
+    /// The names of the splits [`Self::evaluate`] writes.
+    fn eval_split_names(&self) -> Vec<String> {
+        match &self.env {
+            EnvRun::Household { tasks, .. } => tasks.evals.iter().map(|(n, _)| n.clone()).collect(),
+            EnvRun::Webshop { tasks, .. } => tasks.evals.iter().map(|(n, _)| n.clone()).collect(),
+            EnvRun::Math(run) => run.tasks.evals.iter().map(|(n, _)| n.clone()).collect(),
+        }
+    }
+
     /// Runs iterations until `run.iterations` (or Ctrl-C), evaluating and checkpointing.
     pub fn train(&mut self, progress: &dyn Progress) -> anyhow::Result<()> {
-        if self.iteration == 0 && self.cfg.run.eval_before && !self.run.eval().exists() {
+        // The evaluation due at the current iteration (before RL, or one a kill interrupted)
+        // must be complete before training goes on, so that a resumed run's eval.jsonl equals
+        // an uninterrupted run's.
+        if self.eval_due(self.iteration) && !self.eval_complete(self.iteration)? {
+            // A partial set (the kill came between two splits) is redone whole.
+            drop_iteration_lines(&self.run.eval(), self.iteration)?;
             let (recs, _) = self.evaluate()?;
-            progress.line(&format!("before RL: {}", eval_summary(&recs)));
+            let when = if self.iteration == 0 {
+                "before RL".to_string()
+            } else {
+                format!("at iteration {}", self.iteration)
+            };
+            progress.line(&format!("{when}: {}", eval_summary(&recs)));
         }
         while self.iteration < self.cfg.run.iterations {
             if STOP.load(Ordering::SeqCst) {

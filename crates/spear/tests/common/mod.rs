@@ -99,3 +99,44 @@ pub fn assert_kill_and_resume_match(
         lines(&out.join(name).join("eval.jsonl"))
     );
 }
+
+/// A small but complete household-tiny run: SFT, replay that fires, evaluation every
+/// iteration, one checkpoint per iteration.
+pub fn tiny_sets(out: &Path, name: &str, iterations: u64) -> Vec<String> {
+    [
+        format!("run.out_dir={:?}", out.display().to_string()),
+        format!("run.name={name}"),
+        format!("run.iterations={iterations}"),
+        "run.eval_every=2".into(),
+        "run.eval_before=true".into(),
+        "run.log_episodes=4".into(),
+        "env.tasks_per_iter=3".into(),
+        "env.group_size=3".into(),
+        "env.max_turns=4".into(),
+        "env.household.train_games=24".into(),
+        "env.household.eval_games=6".into(),
+        "eval.episodes=6".into(),
+        "model.hidden_size=32".into(),
+        "model.intermediate_size=48".into(),
+        "model.num_layers=1".into(),
+        "model.num_heads=2".into(),
+        "model.num_kv_heads=1".into(),
+        // Enough warm start for a few well-formed actions, so scores differ inside groups
+        // (advantages ≠ 0) and the replay buffer fills.
+        "sft.games=24".into(),
+        "sft.epochs=3".into(),
+        "sft.batch_size=4".into(),
+        "sampling.max_new_tokens=24".into(),
+        "rl.drbot.max_response_length=24".into(),
+        "rl.update.mini_batch_size=16".into(),
+        "rl.update.micro_batch_size=8".into(),
+        // Replay fires after a couple of iterations.
+        "rl.replay.buffer_size=2".into(),
+        "rl.drbot.rollout_filter_ratio=1.0".into(),
+        // An untrained policy writes no <action> tags: keep its samples in the loss.
+        "rl.drbot.filter_incomplete=false".into(),
+        "rl.drbot.filter_overlong=false".into(),
+    ]
+    .into_iter()
+    .collect()
+}
