@@ -18,7 +18,7 @@
 #   GOLDEN_DIR=/tmp/golden-pre bash scripts/golden.sh check
 #
 # GOLDEN_DIR (default .cache/golden, git-ignored) holds the recording; SPEAR_BIN overrides the
-# binary (default: target/release/spear, built first).
+# binary (default: the release build, built first; CARGO_TARGET_DIR is respected).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -35,7 +35,7 @@ GOLDEN_DIR=$(cd "$GOLDEN_DIR" && pwd)
 
 if [ -z "${SPEAR_BIN:-}" ]; then
   cargo build --release -p spear >&2
-  SPEAR_BIN=$PWD/target/release/spear
+  SPEAR_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/spear
 fi
 
 cpu_id() {
