@@ -4,7 +4,11 @@
 //! # Brief overview
 //!
 //! * [`agent`]: verl-agent's prompt templates, history memory and action projection (spec §7).
-//! * [`rollout`]: policy + tasks → step-samples and episode records.
+//! * [`rollout`]: a sampler ([`rollout::ChatSampler`]) + tasks → step-samples and episode
+//!   records (the agent loop, the math tool loop).
+//! * [`tasks`]: the environment door ([`tasks::TaskSuite`]): household, WebShop and math each
+//!   implement it in their own module; the trainer names none of them.
+//! * [`seed`]: how every random choice derives from `run.seed`.
 //! * [`train`]: configuration, presets and the training loop (spec §2.8).
 //! * [`run_dir`]: the run directory layout and its records (metrics, eval, trajectories).
 //! * [`report`]: `spear report`, one self-contained HTML page comparing runs.
@@ -13,4 +17,6 @@ pub mod agent;
 pub mod report;
 pub mod rollout;
 pub mod run_dir;
+pub mod seed;
+pub mod tasks;
 pub mod train;

@@ -156,7 +156,25 @@ fn aime_eval_argv() -> Option<Vec<String>> {
     })
 }
 
+/// Logs of the library crates go through `tracing`; `RUST_LOG` filters them (default: warnings,
+/// and the spear crates' progress notes at `info`). They print on stderr, like the progress
+/// bars.
+fn install_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("warn,spear=info,spear_envs=info,spear_model=info,spear_rl=info")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .try_init();
+}
+
 fn main() {
+    install_logging();
     if let Some(argv) = aime_eval_argv() {
         let a = AimeEvalCli::parse_from(argv);
         if let Err(err) = cli::math::eval_aime(&a.args) {

@@ -22,7 +22,10 @@
 //! an older report.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use serde::{Deserialize, Serialize};
 
@@ -112,9 +115,10 @@ pub struct IterationMetrics {
     pub time: PhaseTimes,
     /// Wall seconds since the run started (excluding time between a kill and a resume).
     pub elapsed: f64,
-    /// Math runs only: tool use and response statistics of the rollout.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub math: Option<MathIterationStats>,
+    /// The environment's own metrics under their names (`crate::tasks::Collected::extra`),
+    /// e.g. `math`: [`MathIterationStats`] of a math run. Written at the top level of the line.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// Rollout statistics of a math iteration (one conversation = one episode).
@@ -301,8 +305,7 @@ impl RunLock {
     /// Creates `root` if needed and takes the lock on `root/.lock` without waiting; if another
     /// process holds it, the error names the run and that process's pid.
     pub fn acquire(root: &Path) -> anyhow::Result<RunLock> {
-        use anyhow::Context;
-        use std::io::{Read, Seek, Write};
+        use std::io::{Read, Seek};
         use std::os::unix::io::AsRawFd;
         std::fs::create_dir_all(root)
             .with_context(|| format!("creating the run directory {}", root.display()))?;
@@ -391,9 +394,64 @@ pub fn remove_stale_temporaries(root: &Path) -> Vec<PathBuf> {
     removed
 }
 
+/// Appends one record as a JSON line (and syncs it).
+pub fn append_jsonl<T: serde::Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut line = serde_json::to_string(rec)?;
+    line.push('\n');
+    f.write_all(line.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.sync_data().ok();
+    Ok(())
+}
+
+/// Keeps only the lines of a JSONL file whose `iteration` is at most `max_iter` (a run killed
+/// after logging but before its checkpoint resumes without duplicates).
+pub fn truncate_jsonl(path: &Path, max_iter: u64) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("iteration").and_then(|i| i.as_u64()))
+                .is_some_and(|i| i <= max_iter)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    spear_model::checkpoint::write_atomic(path, kept.as_bytes())?;
+    Ok(())
+}
+
+/// Removes the lines of a JSONL file whose `iteration` is `iteration` (and unparsable lines).
+pub fn drop_iteration_lines(path: &Path, iteration: u64) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("iteration").and_then(|i| i.as_u64()))
+                .is_some_and(|i| i != iteration)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    spear_model::checkpoint::write_atomic(path, kept.as_bytes())?;
+    Ok(())
+}
+
 /// Reads a JSON-lines file into records; a malformed line is an error naming file and line.
 pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
-    use anyhow::Context;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()

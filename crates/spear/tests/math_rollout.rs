@@ -10,10 +10,10 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{DType, Device};
 use serde_json::{json, Value};
 use spear::rollout::math::{
-    demonstration_tokens, evaluate_math, render_prompt, rollout_math, rollout_math_with,
-    ChatSampler, MathEvalSettings, MathRolloutConfig, MathRolloutOutput, ToolMessageTemplate,
-    FENCE_SYSTEM_PROMPT,
+    demonstration_tokens, evaluate_math, render_prompt, rollout_math, MathEvalSettings,
+    MathRolloutConfig, MathRolloutOutput, ToolMessageTemplate, FENCE_SYSTEM_PROMPT,
 };
+use spear::rollout::ChatSampler;
 use spear_envs::math::conversation::StopReason;
 use spear_envs::math::data::generator::{demonstration, generate_set};
 use spear_envs::math::data::MathProblem;
@@ -44,7 +44,7 @@ fn sandbox() -> &'static SandboxPool {
 /// The math runs' character-level tokenizer (one token per printable ASCII character, newline
 /// and tab, plus the ChatML specials).
 fn char_tokenizer() -> TextTokenizer {
-    spear::train::math::char_tokenizer().unwrap()
+    spear::tasks::math::char_tokenizer().unwrap()
 }
 
 fn tiny_policy(seed: u64) -> Policy {
@@ -332,6 +332,12 @@ impl ChatSampler for Scripted {
     fn tokenizer(&self) -> &TextTokenizer {
         &self.policy.tokenizer
     }
+    fn max_context(&self) -> usize {
+        self.policy.model.config().max_position_embeddings
+    }
+    fn eos_token_ids(&self) -> &[u32] {
+        &self.policy.model.config().eos_token_ids
+    }
     fn render_chat(
         &self,
         messages: &[ChatMessage],
@@ -399,7 +405,7 @@ fn scripted_hermes_calls_layout_rewards_and_records() {
         max_response_tokens: 400,
         ..Default::default()
     };
-    let out = rollout_math_with(&s, &probs, 2, &long_turns(), 0, 3, sandbox(), &cfg).unwrap();
+    let out = rollout_math(&s, &probs, 2, &long_turns(), 0, 3, sandbox(), &cfg).unwrap();
     check_structure(&s, &probs, 2, &cfg, &out);
     let tok = s.tokenizer();
     // ChatML does not render the tool schema: the fenced-Python system prompt stands in.
@@ -488,7 +494,7 @@ fn a_tool_message_past_the_budget_ends_the_conversation() {
         max_response_tokens: turn0 + 20,
         ..Default::default()
     };
-    let out = rollout_math_with(&s, &probs, 1, &long_turns(), 0, 3, sandbox(), &cfg).unwrap();
+    let out = rollout_math(&s, &probs, 1, &long_turns(), 0, 3, sandbox(), &cfg).unwrap();
     let smp = &out.rollout.samples[0];
     assert_eq!(smp.response_tokens.len(), turn0);
     assert!(smp.response_mask.iter().all(|&m| m == 1));
@@ -503,7 +509,7 @@ fn a_tool_message_past_the_budget_ends_the_conversation() {
         max_response_tokens: 10,
         ..Default::default()
     };
-    let out = rollout_math_with(&s, &probs, 1, &long_turns(), 0, 3, sandbox(), &cfg).unwrap();
+    let out = rollout_math(&s, &probs, 1, &long_turns(), 0, 3, sandbox(), &cfg).unwrap();
     assert_eq!(out.rollout.samples[0].response_tokens.len(), 10);
     assert_eq!(out.conversations[0].stop, StopReason::ResponseBudget);
     assert_eq!(out.rollout.samples[0].tool_calls, 0);
@@ -560,6 +566,12 @@ struct Replay {
 impl ChatSampler for Replay {
     fn tokenizer(&self) -> &TextTokenizer {
         &self.policy.tokenizer
+    }
+    fn max_context(&self) -> usize {
+        self.policy.model.config().max_position_embeddings
+    }
+    fn eos_token_ids(&self) -> &[u32] {
+        &self.policy.model.config().eos_token_ids
     }
     fn render_chat(
         &self,
@@ -652,7 +664,7 @@ fn demonstration_tokens_match_the_rollout_layout() {
             assert!(turns[0].contains("```python\n") && turns[0].ends_with("```<|im_end|>"));
         }
         let replay = Replay { policy, turns };
-        let out = rollout_math_with(
+        let out = rollout_math(
             &replay,
             std::slice::from_ref(&g.problem),
             1,

@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use candle_core::{DType, Device};
+use candle_core::DType;
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -39,6 +39,16 @@ pub struct ChatArgs {
     /// Stop strings (repeatable).
     #[arg(long = "stop")]
     pub stop: Vec<String>,
+    /// Device: `cpu` or `cuda:N` (a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// The candle device of a `--device` flag (`cpu`, `cuda:N`).
+fn device(spec: &str) -> anyhow::Result<candle_core::Device> {
+    spear::train::config::DeviceSpec::parse(spec)
+        .map_err(|e| anyhow::anyhow!("--device: {}", e.message))?
+        .device()
 }
 
 /// Runs `spear chat`.
@@ -46,7 +56,7 @@ pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!("loading {}", args.model));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let policy = Policy::load(&args.model, DType::F32, &Device::Cpu)
+    let policy = Policy::load(&args.model, DType::F32, &device(&args.device)?)
         .with_context(|| format!("loading model `{}`", args.model))?;
     spinner.set_message("generating");
     let mut msgs = vec![];
@@ -101,6 +111,9 @@ pub struct BenchArgs {
     /// Workloads to run (train, score, gen1, gen8).
     #[arg(long, value_delimiter = ',', default_value = "train,score,gen1,gen8")]
     pub only: Vec<String>,
+    /// Device: `cpu` or `cuda:N` (a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Instead of benchmarking, write the model as an HF directory here (for
     /// `benches/torch_model_bench.py --hf-dir`, so both sides run identical weights).
     #[arg(long)]
@@ -138,7 +151,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench_model(name: &str) -> anyhow::Result<(Decoder, Option<TextTokenizer>)> {
+fn bench_model(name: &str, dev: &str) -> anyhow::Result<(Decoder, Option<TextTokenizer>)> {
+    let dev = device(dev)?;
     if name == "tiny" {
         let mut cfg = ModelConfig::tiny(Arch::Llama, 2048);
         cfg.hidden_size = 128;
@@ -147,19 +161,16 @@ fn bench_model(name: &str) -> anyhow::Result<(Decoder, Option<TextTokenizer>)> {
         cfg.num_heads = 4;
         cfg.num_kv_heads = 2;
         cfg.max_position_embeddings = 1024;
-        return Ok((
-            Decoder::random(cfg, 0, 0.02, DType::F32, &Device::Cpu)?,
-            None,
-        ));
+        return Ok((Decoder::random(cfg, 0, 0.02, DType::F32, &dev)?, None));
     }
-    let p = Policy::load(name, DType::F32, &Device::Cpu)?;
+    let p = Policy::load(name, DType::F32, &dev)?;
     Ok((p.model, Some(p.tokenizer)))
 }
 
 /// Runs `spear bench model`.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.export_hf {
-        let (model, tok) = bench_model(&args.model)?;
+        let (model, tok) = bench_model(&args.model, &args.device)?;
         spear_model::checkpoint::export_hf(dir, &model, tok.as_ref())
             .with_context(|| format!("exporting `{}` to {}", args.model, dir.display()))?;
         println!(
@@ -190,7 +201,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let threads = std::env::var("SPEAR_BENCH_CHILD").unwrap_or_default();
-    let (model, _) = bench_model(&args.model)?;
+    let (model, _) = bench_model(&args.model, &args.device)?;
     let cfg = model.config().clone();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut rand_ids = |n: usize| -> Vec<u32> {

@@ -7,11 +7,10 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use spear::run_dir::RunDir;
+use spear::tasks::EvalSettings;
 use spear::train::config::TrainConfig;
-use spear::train::eval::{eval_household, EvalSettings};
 use spear::train::presets::{preset, DEFAULT_PRESET, PRESETS};
 use spear::train::trainer::{eval_summary, Progress, ResumeOptions, Trainer, STOP};
-use spear_model::SamplingParams;
 
 /// Where a run's config comes from.
 #[derive(Args, Debug, Clone)]
@@ -262,7 +261,8 @@ fn find_run_and_checkpoint(path: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     )
 }
 
-/// Runs `spear eval`.
+/// Runs `spear eval`: every split of the run (or `--split`) through the run's task suite,
+/// with the trainer's evaluation settings.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(p) = &args.preset {
         anyhow::bail!(
@@ -278,7 +278,8 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&run_dir);
     let text = std::fs::read_to_string(run.config())
         .with_context(|| format!("reading {}", run.config().display()))?;
-    let mut cfg = TrainConfig::from_toml_str(&text)?;
+    let mut cfg =
+        TrainConfig::from_toml_str(&text).with_context(|| format!("{}", run.config().display()))?;
     if !args.split.is_empty() {
         cfg.eval.splits = args.split.clone();
         cfg.validate()?;
@@ -290,79 +291,26 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(t) = args.temperature {
         cfg.eval.temperature = t;
     }
-    if cfg.env.kind == spear::train::config::EnvKind::Math {
-        return eval_math_checkpoint(&cfg, &ck, &args);
-    }
-    let webshop = cfg.env.kind == spear::train::config::EnvKind::Webshop;
-    let (household, webshop_tasks, policy) = if webshop {
-        let (tasks, _, policy) = spear::train::setup::webshop_run(&cfg)?;
-        (None, Some(tasks), policy)
-    } else {
-        let (tasks, _, policy) = spear::train::setup::household_run(&cfg)?;
-        (Some(tasks), None, policy)
-    };
+    let (suite, policy) = spear::tasks::build(&cfg)?;
     spear_model::checkpoint::load_checkpoint(
         &ck.join("model.safetensors"),
         &policy.model,
         spear_model::AdamWConfig::default(),
     )?;
     eprintln!("checkpoint {}", ck.display());
-    let names: Vec<String> = match (&household, &webshop_tasks) {
-        (Some(t), _) => t.evals.iter().map(|(n, _)| n.clone()).collect(),
-        (_, Some(t)) => t.evals.iter().map(|(n, _)| n.clone()).collect(),
-        _ => vec![],
-    };
-    for name in &names {
-        let s = EvalSettings {
-            episodes: cfg.eval.episodes as usize,
-            max_turns: cfg.env.max_turns as usize,
-            history_length: cfg.env.history_length as usize,
-            sampling: SamplingParams {
-                temperature: cfg.eval.temperature,
-                top_p: cfg.eval.top_p,
-                max_new_tokens: cfg.sampling.max_new_tokens as usize,
-                ..SamplingParams::default()
-            },
-            seed: args.seed,
-            iteration: 0,
-            batch: 128,
-        };
-        let (rec, _, secs) = match (&household, &webshop_tasks) {
-            (Some(t), _) => {
-                let games = &t.evals.iter().find(|(n, _)| n == name).expect("split").1;
-                eval_household(&policy, name, games, &s)?
-            }
-            (_, Some(t)) => spear::train::eval::eval_webshop(&policy, name, t, &s)?,
-            _ => unreachable!("one environment"),
-        };
-        println!(
-            "{name}: success {:.3} (95% CI {:.3}–{:.3}), score {:.3}, {} episodes, T = {}, {secs:.0}s",
-            rec.success_rate, rec.ci_low, rec.ci_high, rec.task_score, rec.episodes, rec.temperature
-        );
-        for (ty, rate) in &rec.success_by_type {
-            let n = rec.episodes_by_type.get(ty).copied().unwrap_or(0);
-            let k = (rate * n as f64).round() as u64;
-            let (lo, hi) = spear::run_dir::wilson_interval(k, n);
-            println!("  {ty:<34} {rate:.3}  ({k}/{n}, 95% CI {lo:.3}–{hi:.3})");
-        }
+    let settings = EvalSettings::from_config(&cfg, args.seed, 0);
+    for name in suite.eval_splits() {
+        let start = std::time::Instant::now();
+        let rec = suite.evaluate(&policy, &name, &settings)?;
+        let secs = start.elapsed().as_secs_f64();
+        print_eval(&name, &rec, secs);
     }
     Ok(())
 }
 
-/// `spear eval --checkpoint` on a math run: avg@k / pass@k per split (`--split held_out`,
-/// `aime24`, `aime25`; `--episodes N` = problems per split; k = the run's `env.math.eval_k`).
-fn eval_math_checkpoint(cfg: &TrainConfig, ck: &Path, args: &EvalArgs) -> anyhow::Result<()> {
-    let (run, policy) = spear::train::math::math_run(cfg)?;
-    spear_model::checkpoint::load_checkpoint(
-        &ck.join("model.safetensors"),
-        &policy.model,
-        spear_model::AdamWConfig::default(),
-    )?;
-    eprintln!("checkpoint {}", ck.display());
-    for (name, problems) in &run.tasks.evals {
-        let (rec, secs) =
-            spear::train::math::eval_math_split(&policy, &run, cfg, name, problems, args.seed, 0)?;
-        let m = rec.math.clone().unwrap_or_default();
+/// One split's result: avg@k / pass@k for math records, success per task type otherwise.
+fn print_eval(name: &str, rec: &spear::run_dir::EvalRecord, secs: f64) {
+    if let Some(m) = &rec.math {
         let pass: Vec<String> = m
             .pass_at
             .iter()
@@ -380,6 +328,16 @@ fn eval_math_checkpoint(cfg: &TrainConfig, ck: &Path, args: &EvalArgs) -> anyhow
             m.mean_tool_calls,
             rec.temperature
         );
+        return;
     }
-    Ok(())
+    println!(
+        "{name}: success {:.3} (95% CI {:.3}–{:.3}), score {:.3}, {} episodes, T = {}, {secs:.0}s",
+        rec.success_rate, rec.ci_low, rec.ci_high, rec.task_score, rec.episodes, rec.temperature
+    );
+    for (ty, rate) in &rec.success_by_type {
+        let n = rec.episodes_by_type.get(ty).copied().unwrap_or(0);
+        let k = (rate * n as f64).round() as u64;
+        let (lo, hi) = spear::run_dir::wilson_interval(k, n);
+        println!("  {ty:<34} {rate:.3}  ({k}/{n}, 95% CI {lo:.3}–{hi:.3})");
+    }
 }

@@ -10,12 +10,13 @@ use rayon::prelude::*;
 use spear_envs::household::HouseholdEnv;
 use spear_envs::webshop::WebShopEnv;
 use spear_envs::{Environment, Observation};
-use spear_model::{ChatMessage, GenRequest, Policy, SamplingParams};
+use spear_model::{ChatMessage, GenRequest, SamplingParams};
 use spear_rl::sample::{GroupId, StepSample, TrajId};
 
 use crate::agent::memory::Memory;
 use crate::agent::projection::{project, ProjectionRules};
 use crate::agent::prompts::{household_prompt, household_task, webshop_prompt};
+use crate::rollout::sampler::{response_text, ChatSampler};
 use crate::rollout::RolloutOutput;
 use crate::run_dir::{EpisodeRecord, TurnRecord};
 
@@ -115,34 +116,7 @@ pub struct AgentRolloutParams {
     pub keep_prompts: bool,
 }
 
-/// SplitMix64 finaliser: independent seeds from a tuple of integers.
-pub fn mix_seed(parts: &[u64]) -> u64 {
-    let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
-    for &p in parts {
-        h ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6);
-        let mut z = h;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        h = z ^ (z >> 31);
-    }
-    h
-}
-
-/// The response as the projection sees it: decoded with special tokens kept (a word-level
-/// tiny policy has `<think>`/`<action>` as special tokens), without the final stop token.
-pub fn response_text(policy: &Policy, ids: &[u32]) -> anyhow::Result<String> {
-    let stops = &policy.tokenizer.stop_token_ids;
-    let eos = &policy.model.config().eos_token_ids;
-    let end = if ids
-        .last()
-        .is_some_and(|t| stops.contains(t) || eos.contains(t))
-    {
-        ids.len() - 1
-    } else {
-        ids.len()
-    };
-    Ok(policy.tokenizer.decode(&ids[..end], false)?)
-}
+pub use crate::seed::mix_seed;
 
 struct Slot {
     task: String,
@@ -157,7 +131,7 @@ struct Slot {
 /// Runs one rollout of `tasks` (indices into the environments' split) with `envs.len() / G`
 /// groups: env `i` plays `tasks[i / G]`, group id `i / G`, trajectory id `i`.
 pub fn rollout_agent<E: AgentEnv>(
-    policy: &Policy,
+    sampler: &dyn ChatSampler,
     envs: &mut [E],
     tasks: &[usize],
     p: &AgentRolloutParams,
@@ -200,7 +174,7 @@ pub fn rollout_agent<E: AgentEnv>(
         });
     }
     out.env_secs += t_env.elapsed().as_secs_f64();
-    let max_pos = policy.model.config().max_position_embeddings;
+    let max_pos = sampler.max_context();
     for turn in 0..p.max_turns {
         let active: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].active).collect();
         if active.is_empty() {
@@ -218,7 +192,7 @@ pub fn rollout_agent<E: AgentEnv>(
             let s = &slots[i];
             pre_obs.push(envs[i].prompt_observation(&s.obs));
             let text = envs[i].build_prompt(&s.task, &s.obs, &s.memory, p.history_length);
-            let ids = policy.chat_prompt_ids(&[ChatMessage::user(text.clone())], None)?;
+            let ids = sampler.chat_prompt_ids(&[ChatMessage::user(text.clone())], None)?;
             anyhow::ensure!(
                 ids.len() + p.sampling.max_new_tokens <= max_pos,
                 "a prompt of {} tokens plus {} new tokens exceeds the model's {} positions \
@@ -234,13 +208,13 @@ pub fn rollout_agent<E: AgentEnv>(
             });
             prompts.push(text);
         }
-        let gens = policy.generate(&requests, &p.sampling)?;
+        let gens = sampler.generate(&requests, &p.sampling)?;
         out.generate_secs += t_gen.elapsed().as_secs_f64();
         out.generated_tokens += gens.iter().map(|g| g.token_ids.len() as u64).sum::<u64>();
 
         let texts: Vec<String> = gens
             .iter()
-            .map(|g| response_text(policy, &g.token_ids))
+            .map(|g| response_text(sampler, &g.token_ids))
             .collect::<anyhow::Result<_>>()?;
         let projected: Vec<_> = texts.iter().map(|t| project(t, E::RULES)).collect();
         let t_env = Instant::now();
@@ -334,13 +308,6 @@ pub fn rollout_agent<E: AgentEnv>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mix_seed_is_deterministic_and_spreads() {
-        assert_eq!(mix_seed(&[1, 2, 3]), mix_seed(&[1, 2, 3]));
-        assert_ne!(mix_seed(&[1, 2, 3]), mix_seed(&[1, 3, 2]));
-        assert_ne!(mix_seed(&[0]), mix_seed(&[1]));
-    }
 
     /// An environment that, like WebShop, renders its prompt observation from its current
     /// state: page `n` after `n` steps, done after 3.

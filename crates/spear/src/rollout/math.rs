@@ -47,11 +47,12 @@ use spear_envs::math::tool::{
     code_argument, extract_code, parse_turn, ANSWER_FORMAT, TOOL_NAME, TOOL_SCHEMA_JSON,
 };
 use spear_envs::math::{spear_score, MathConversation, SpearRewardConfig};
-use spear_model::{ChatMessage, GenRequest, Generation, Policy, SamplingParams, TextTokenizer};
+use spear_model::{ChatMessage, GenRequest, Generation, SamplingParams};
 use spear_rl::config::DrBotConfig;
 use spear_rl::drbot::{response_flags, ResponseFlags};
 use spear_rl::sample::{GroupId, StepSample, TrajId};
 
+use super::sampler::ChatSampler;
 use super::RolloutOutput;
 use crate::run_dir::{EpisodeRecord, TurnRecord};
 
@@ -59,47 +60,6 @@ use crate::run_dir::{EpisodeRecord, TurnRecord};
 /// native tool calling, e.g. SmolLM2): it tells the model to write fenced Python, which
 /// [`spear_envs::math::tool::ToolFormat::Auto`] runs.
 pub const FENCE_SYSTEM_PROMPT: &str = "You are a helpful assistant that solves math problems. You can run Python: write the code in a ```python fenced block and end your message; its printed output is returned to you. Put the final answer in \\boxed{}.";
-
-/// A model the math rollout can drive: a tokenizer, a chat template and a batched sampler.
-/// [`Policy`] implements it; tests (and remote samplers) can provide their own.
-pub trait ChatSampler {
-    /// The tokenizer whose ids `generate` takes and returns.
-    fn tokenizer(&self) -> &TextTokenizer;
-    /// Renders messages (and tool schemas) with the chat template.
-    fn render_chat(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&[Value]>,
-        add_generation_prompt: bool,
-    ) -> spear_model::Result<String>;
-    /// One continuation per request (one batched call per turn).
-    fn generate(
-        &self,
-        requests: &[GenRequest],
-        params: &SamplingParams,
-    ) -> spear_model::Result<Vec<Generation>>;
-}
-
-impl ChatSampler for Policy {
-    fn tokenizer(&self) -> &TextTokenizer {
-        &self.tokenizer
-    }
-    fn render_chat(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&[Value]>,
-        add_generation_prompt: bool,
-    ) -> spear_model::Result<String> {
-        Policy::render_chat(self, messages, tools, add_generation_prompt)
-    }
-    fn generate(
-        &self,
-        requests: &[GenRequest],
-        params: &SamplingParams,
-    ) -> spear_model::Result<Vec<Generation>> {
-        Policy::generate(self, requests, params)
-    }
-}
 
 /// Settings of the math rollout (recipe values by default, spec §5.3).
 #[derive(Debug, Clone, PartialEq)]
@@ -179,24 +139,7 @@ pub struct MathRolloutOutput {
     pub conversations: Vec<ConversationInfo>,
 }
 
-/// SplitMix64's output function on `x` (state advanced by the golden gamma first).
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The generation seed of one turn of one conversation: a SplitMix64 chain over
-/// (seed, iteration, problem, member, turn). Depends on nothing else (batch composition,
-/// order of finishing), so rollouts are reproducible from the run seed.
-pub fn turn_seed(seed: u64, iteration: u64, problem: u64, member: u64, turn: u64) -> u64 {
-    let mut h = splitmix64(seed);
-    for v in [iteration, problem, member, turn] {
-        h = splitmix64(h ^ splitmix64(v));
-    }
-    h
-}
+pub use crate::seed::turn_seed;
 
 /// The text the chat template puts around a tool reply (after an assistant turn, with the
 /// generation prompt): `prefix + reply + suffix`.
@@ -287,26 +230,9 @@ struct Running {
     done: bool,
 }
 
-/// Runs `group_size` conversations per problem on `policy` (see the module docs).
+/// Runs `group_size` conversations per problem on `sampler` (see the module docs).
 #[allow(clippy::too_many_arguments)]
 pub fn rollout_math(
-    policy: &Policy,
-    problems: &[MathProblem],
-    group_size: usize,
-    sampling: &SamplingParams,
-    seed: u64,
-    iteration: u64,
-    sandbox: &SandboxPool,
-    cfg: &MathRolloutConfig,
-) -> anyhow::Result<MathRolloutOutput> {
-    rollout_math_with(
-        policy, problems, group_size, sampling, seed, iteration, sandbox, cfg,
-    )
-}
-
-/// [`rollout_math`] on any [`ChatSampler`].
-#[allow(clippy::too_many_arguments)]
-pub fn rollout_math_with(
     sampler: &dyn ChatSampler,
     problems: &[MathProblem],
     group_size: usize,
@@ -710,7 +636,7 @@ pub fn evaluate_math(
             problem_index_offset: (c * per_batch) as u64,
             ..settings.rollout.clone()
         };
-        let out = rollout_math_with(
+        let out = rollout_math(
             sampler,
             chunk,
             k,
@@ -773,30 +699,5 @@ mod tests {
         // k = 3: pass@1, pass@2, pass@3
         let r = math_eval_report(3, vec![o(vec![true, true, false], vec![0; 3])]);
         assert_eq!(r.pass_at.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn splitmix64_reference_value() {
-        // SplitMix64 seeded with 0 first outputs 0xE220A8397B1DCDAF (Vigna's reference).
-        assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
-    }
-
-    #[test]
-    fn turn_seeds_distinguish_every_coordinate() {
-        let base = turn_seed(1, 2, 3, 4, 5);
-        assert_eq!(base, turn_seed(1, 2, 3, 4, 5));
-        let others = [
-            turn_seed(0, 2, 3, 4, 5),
-            turn_seed(1, 0, 3, 4, 5),
-            turn_seed(1, 2, 0, 4, 5),
-            turn_seed(1, 2, 3, 0, 5),
-            turn_seed(1, 2, 3, 4, 0),
-            // swapped coordinates must differ too
-            turn_seed(1, 2, 4, 3, 5),
-            turn_seed(1, 3, 2, 4, 5),
-        ];
-        for (k, o) in others.iter().enumerate() {
-            assert_ne!(base, *o, "variant {k}");
-        }
     }
 }

@@ -5,8 +5,10 @@
 //! whether a sample is a household step or a whole math conversation.
 
 pub mod agent;
-
 pub mod math;
+pub mod sampler;
+
+pub use sampler::ChatSampler;
 
 use spear_rl::sample::StepSample;
 

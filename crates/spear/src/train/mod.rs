@@ -1,9 +1,9 @@
-//! The trainer (spec §2.8): configuration, presets, the iteration loop, the update, the
-//! supervised warm start, evaluation and checkpoints.
+//! The trainer (spec §2.8): configuration, presets, the iteration loop, the learner's
+//! plain-data steps and metrics (`learn`), the update, the supervised warm start and
+//! checkpoints. Environments come in through `crate::tasks`.
 
 pub mod config;
-pub mod eval;
-pub mod math;
+pub mod learn;
 pub mod math_config;
 pub mod math_presets;
 pub mod presets;

@@ -1,13 +1,12 @@
 //! One training run (spec §2.8): rollout → rewards (extrinsic + SPEAR's decaying tool-call
 //! reward) → Dr.BoT filters → invalid-action penalty → advantages → SIL replay draw →
-//! on-policy then replay updates → buffer update → evaluation → checkpoint.
+//! on-policy then replay updates → buffer update → evaluation → log → checkpoint.
 //!
-//! Only the rollout depends on the environment (`collect_household`, `collect_math`: samples,
-//! episode records, Dr.BoT's response flags); every later step is shared. Math samples are
-//! whole conversations (spec §2.1), so `uid` = the problem and GRPO compares conversations.
+//! The environment is a [`TaskSuite`] (built by [`crate::tasks::build`] from `env.kind`) and
+//! the model is reached through the [`ChatSampler`] door for rollouts: this module names no
+//! environment. [`Trainer::step`] reads like spec §2.8; the learner's plain-data steps are in
+//! [`super::learn`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -16,34 +15,22 @@ use anyhow::Context;
 use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use spear_envs::household::HouseholdEnv;
-use spear_envs::webshop::Split as WebshopSplit;
-use spear_model::{AdamW, AdamWConfig, Decoder, LrSchedule, Policy, SamplingParams};
-use spear_rl::advantage::compute_advantages;
-use spear_rl::drbot::{
-    apply_response_filters, filter_groups_by_std, response_flags, ResponseFlags,
-};
+use spear_model::{AdamW, AdamWConfig, Decoder, LrSchedule, Policy};
 use spear_rl::replay::ReplayBuffer;
-use spear_rl::reward::{
-    apply_invalid_action_penalty, assign_episode_scores, compute_step_returns, toolcall_mode_weight,
-};
-use spear_rl::sample::Batch;
-use spear_rl::schedule::replay_weight;
 use spear_rl::update_plan::UpdatePlan;
 
-use super::config::{EnvKind, TrainConfig};
-use super::eval::{eval_household, eval_webshop, EvalSettings};
-use super::math::{collect_math, eval_math_split, math_run, MathRun};
-use super::setup::{self, HouseholdTasks};
+use super::config::TrainConfig;
+use super::learn::{self, IterationInputs};
 use super::sft::{run_sft, run_sft_tokens, SftSettings};
 use super::state::{self, TrainerState};
 use super::update::run_update;
-use crate::rollout::agent::{mix_seed, rollout_agent, AgentEnv, AgentRolloutParams};
-use crate::rollout::RolloutOutput;
+use crate::rollout::ChatSampler;
 use crate::run_dir::{
-    remove_stale_temporaries, EpisodeRecord, EvalRecord, IterationMetrics, MathIterationStats,
-    PhaseTimes, RunDir, RunLock,
+    append_jsonl, drop_iteration_lines, remove_stale_temporaries, truncate_jsonl, EpisodeRecord,
+    EvalRecord, IterationMetrics, RunDir, RunLock,
 };
+use crate::seed::mix_seed;
+use crate::tasks::{self, CollectSettings, Collected, EvalSettings, TaskSuite, WarmStart};
 
 /// Set by Ctrl-C: finish the current iteration's writes, then stop.
 pub static STOP: AtomicBool = AtomicBool::new(false);
@@ -83,7 +70,8 @@ pub struct Trainer {
     /// Last completed iteration.
     pub iteration: u64,
     elapsed: f64,
-    env: EnvRun,
+    /// The environment.
+    suite: Box<dyn TaskSuite>,
     /// Frozen weights RL started from, for the KL loss (`rl.loss.use_kl_loss`).
     reference: Option<Policy>,
     /// The exclusive lock on the run directory, held while the trainer lives.
@@ -98,31 +86,6 @@ pub struct ResumeOptions {
     pub from: Option<String>,
     /// `--set KEY=VALUE` overrides; only [`TrainConfig::RESUME_SETTABLE`] keys.
     pub sets: Vec<String>,
-}
-
-/// What an environment kind builds once per run.
-enum EnvRun {
-    /// Household splits and the planner's demonstrations.
-    Household {
-        tasks: HouseholdTasks,
-        sft_examples: Vec<setup::SftExample>,
-    },
-    /// Math problems, sandbox, rollout settings and demonstrations.
-    Math(Box<MathRun>),
-    /// The WebShop catalogue and the oracle expert's demonstrations.
-    Webshop {
-        tasks: setup::WebshopTasks,
-        sft_examples: Vec<setup::SftExample>,
-    },
-}
-
-/// What the environment part of an iteration hands the shared learner part: the rollout
-/// (samples in order, episodes by `traj`), Dr.BoT's response flags of each sample, and math
-/// statistics.
-struct Collected {
-    out: RolloutOutput,
-    flags: Vec<ResponseFlags>,
-    math: Option<MathIterationStats>,
 }
 
 /// The temperature the sampler reported log-probs at: T, or 1 for greedy decoding (T = 0).
@@ -141,61 +104,6 @@ fn adamw_config(cfg: &TrainConfig) -> AdamWConfig {
         weight_decay: cfg.optim.weight_decay,
         ..AdamWConfig::default()
     }
-}
-
-fn append_jsonl<T: serde::Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let mut line = serde_json::to_string(rec)?;
-    line.push('\n');
-    f.write_all(line.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.sync_data().ok();
-    Ok(())
-}
-
-/// Keeps only the lines of a JSONL file whose `iteration` is at most `max_iter` (a run killed
-/// after logging but before its checkpoint resumes without duplicates).
-fn truncate_jsonl(path: &Path, max_iter: u64) -> anyhow::Result<()> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path)?;
-    let kept: String = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v.get("iteration").and_then(|i| i.as_u64()))
-                .is_some_and(|i| i <= max_iter)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    spear_model::checkpoint::write_atomic(path, kept.as_bytes())?;
-    Ok(())
-}
-
-/// Removes the lines of a JSONL file whose `iteration` is `iteration` (and unparsable lines).
-fn drop_iteration_lines(path: &Path, iteration: u64) -> anyhow::Result<()> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path)?;
-    let kept: String = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v.get("iteration").and_then(|i| i.as_u64()))
-                .is_some_and(|i| i != iteration)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    spear_model::checkpoint::write_atomic(path, kept.as_bytes())?;
-    Ok(())
 }
 
 impl Trainer {
@@ -220,14 +128,20 @@ impl Trainer {
             .with_context(|| format!("creating {}", run.root.display()))?;
         spear_model::checkpoint::write_atomic(&run.config(), cfg.config_file_text().as_bytes())?;
         let mut t = Self::build(cfg, run, lock, progress)?;
-        if t.cfg.model.init_checkpoint.is_empty() {
-            t.warm_start(progress)?;
-        } else {
-            t.load_init(progress)?;
-        }
-        t.freeze_reference()?;
-        t.checkpoint()?;
+        t.start_fresh(progress)?;
         Ok(t)
+    }
+
+    /// The weights RL starts from (the warm start, or `model.init_checkpoint`), the KL
+    /// reference, and the iteration-0 checkpoint.
+    fn start_fresh(&mut self, progress: &dyn Progress) -> anyhow::Result<()> {
+        if self.cfg.model.init_checkpoint.is_empty() {
+            self.warm_start(progress)?;
+        } else {
+            self.load_init(progress)?;
+        }
+        self.freeze_reference()?;
+        self.checkpoint()
     }
 
     /// `checkpoints/reference.safetensors`: the weights RL starts from, the KL loss's
@@ -363,13 +277,7 @@ impl Trainer {
             }
             None => {
                 progress.line("no complete checkpoint yet: starting the run over");
-                if t.cfg.model.init_checkpoint.is_empty() {
-                    t.warm_start(progress)?;
-                } else {
-                    t.load_init(progress)?;
-                }
-                t.freeze_reference()?;
-                t.checkpoint()?;
+                t.start_fresh(progress)?;
             }
         }
         truncate_jsonl(&t.run.metrics(), t.iteration)?;
@@ -384,68 +292,10 @@ impl Trainer {
         progress: &dyn Progress,
     ) -> anyhow::Result<Self> {
         let t0 = Instant::now();
-        let (env, policy, what) = match cfg.env.kind {
-            EnvKind::Math => {
-                let (run, policy) = math_run(&cfg)?;
-                let what = format!(
-                    "{} training problems, {} evaluation splits ({}), {} demonstrations, \
-                     sandbox {}",
-                    run.tasks.train.len(),
-                    run.tasks.evals.len(),
-                    run.tasks
-                        .evals
-                        .iter()
-                        .map(|(n, p)| format!("{n}: {}", p.len()))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    run.sft.len(),
-                    match run.pool.executor_name().as_str() {
-                        "rlimits" => "rlimits only: model-written code runs WITHOUT isolation \
-                                      (env.math.sandbox.backend = \"rlimits\", chosen explicitly)"
-                            .to_string(),
-                        other => other.to_string(),
-                    }
-                );
-                (EnvRun::Math(Box::new(run)), policy, what)
-            }
-            EnvKind::Webshop => {
-                let (tasks, sft_examples, policy) = setup::webshop_run(&cfg)?;
-                let what = format!(
-                    "WebShop catalogue of {} products, {} training goals, evaluation {}, {} \
-                     demonstrations",
-                    tasks.catalog.products.len(),
-                    tasks.train,
-                    tasks
-                        .evals
-                        .iter()
-                        .map(|(n, k)| format!("{n}: {k} goals"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    sft_examples.len()
-                );
-                let env = EnvRun::Webshop {
-                    tasks,
-                    sft_examples,
-                };
-                (env, policy, what)
-            }
-            EnvKind::Household => {
-                let (tasks, sft_examples, policy) = setup::household_run(&cfg)?;
-                let what = format!(
-                    "{} training games, {} evaluation splits, {} demonstrations",
-                    tasks.train.games.len(),
-                    tasks.evals.len(),
-                    sft_examples.len()
-                );
-                let env = EnvRun::Household {
-                    tasks,
-                    sft_examples,
-                };
-                (env, policy, what)
-            }
-        };
+        let (suite, policy) = tasks::build(&cfg)?;
         progress.line(&format!(
-            "{what}; policy {} ({:.2} M parameters, vocabulary {}) in {:.1}s",
+            "{}; policy {} ({:.2} M parameters, vocabulary {}) in {:.1}s",
+            suite.describe(),
             cfg.model.name,
             policy.model.params().num_params() as f64 / 1e6,
             policy.tokenizer.vocab_size(),
@@ -458,7 +308,7 @@ impl Trainer {
             rng: ChaCha8Rng::seed_from_u64(mix_seed(&[seed, 0x7A1])),
             iteration: 0,
             elapsed: 0.0,
-            env,
+            suite,
             policy,
             reference: None,
             _lock: lock,
@@ -479,22 +329,19 @@ impl Trainer {
             token_budget: self.cfg.optim.token_budget as usize,
             seed: mix_seed(&[self.cfg.run.seed, 0x5F7]),
         };
-        let (n, what) = match &self.env {
-            EnvRun::Household { sft_examples, .. } | EnvRun::Webshop { sft_examples, .. } => {
-                (sft_examples.len(), "expert steps")
-            }
-            EnvRun::Math(run) => (run.sft.len(), "demonstrations"),
+        let demos = self.suite.warm_start();
+        let (n, what) = match demos {
+            WarmStart::Text(x, what) => (x.len(), what),
+            WarmStart::Tokens(x, what) => (x.len(), what),
         };
         progress.line(&format!(
             "warm start: SFT on {n} {what}, {} epoch(s)",
             s.epochs
         ));
         let bar = progress.sft_bar();
-        let rep = match &self.env {
-            EnvRun::Household { sft_examples, .. } | EnvRun::Webshop { sft_examples, .. } => {
-                run_sft(&self.policy, sft_examples, &s, bar.as_ref())?
-            }
-            EnvRun::Math(run) => run_sft_tokens(&self.policy, &run.sft, &s, bar.as_ref())?,
+        let rep = match demos {
+            WarmStart::Text(x, _) => run_sft(&self.policy, x, &s, bar.as_ref())?,
+            WarmStart::Tokens(x, _) => run_sft_tokens(&self.policy, x, &s, bar.as_ref())?,
         };
         if let Some(b) = bar {
             b.finish_and_clear();
@@ -523,74 +370,19 @@ impl Trainer {
         Ok(())
     }
 
-    fn train_sampling(&self) -> SamplingParams {
-        SamplingParams {
-            temperature: self.cfg.sampling.temperature,
-            top_p: self.cfg.sampling.top_p,
-            top_k: self.cfg.sampling.top_k as usize,
-            max_new_tokens: self.cfg.sampling.max_new_tokens as usize,
-            ..SamplingParams::default()
-        }
-    }
-
-    /// Evaluates every configured split at the current iteration and appends `eval.jsonl`.
-    fn eval_settings(&self) -> EvalSettings {
-        EvalSettings {
-            episodes: self.cfg.eval.episodes as usize,
-            max_turns: self.cfg.env.max_turns as usize,
-            history_length: self.cfg.env.history_length as usize,
-            sampling: SamplingParams {
-                temperature: self.cfg.eval.temperature,
-                top_p: self.cfg.eval.top_p,
-                ..self.train_sampling()
-            },
-            seed: mix_seed(&[self.cfg.run.seed, self.iteration, 0xE]),
-            iteration: self.iteration,
-            batch: 128,
-        }
-    }
-
+    /// Evaluates every split of the suite at the current iteration and appends `eval.jsonl`.
+    /// Returns the records and the seconds it took.
     pub fn evaluate(&self) -> anyhow::Result<(Vec<EvalRecord>, f64)> {
+        let start = Instant::now();
+        let seed = mix_seed(&[self.cfg.run.seed, self.iteration, 0xE]);
+        let s = EvalSettings::from_config(&self.cfg, seed, self.iteration);
         let mut recs = vec![];
-        let mut secs = 0.0;
-        let tasks = match &self.env {
-            EnvRun::Household { tasks, .. } => tasks,
-            EnvRun::Webshop { tasks, .. } => {
-                for (name, _) in &tasks.evals {
-                    let (rec, _eps, t) =
-                        eval_webshop(&self.policy, name, tasks, &self.eval_settings())?;
-                    secs += t;
-                    append_jsonl(&self.run.eval(), &rec)?;
-                    recs.push(rec);
-                }
-                return Ok((recs, secs));
-            }
-            EnvRun::Math(run) => {
-                for (name, problems) in &run.tasks.evals {
-                    let seed = mix_seed(&[self.cfg.run.seed, self.iteration, 0xE]);
-                    let (rec, t) = eval_math_split(
-                        &self.policy,
-                        run,
-                        &self.cfg,
-                        name,
-                        problems,
-                        seed,
-                        self.iteration,
-                    )?;
-                    secs += t;
-                    append_jsonl(&self.run.eval(), &rec)?;
-                    recs.push(rec);
-                }
-                return Ok((recs, secs));
-            }
-        };
-        for (name, games) in &tasks.evals {
-            let (rec, _eps, t) = eval_household(&self.policy, name, games, &self.eval_settings())?;
-            secs += t;
+        for split in self.suite.eval_splits() {
+            let rec = self.suite.evaluate(&self.policy, &split, &s)?;
             append_jsonl(&self.run.eval(), &rec)?;
             recs.push(rec);
         }
-        Ok((recs, secs))
+        Ok((recs, start.elapsed().as_secs_f64()))
     }
 
     /// Whether the schedule evaluates at iteration `t` (0 = before RL).
@@ -619,18 +411,10 @@ impl Trainer {
             .filter_map(|v| v.get("split").and_then(|s| s.as_str()))
             .collect();
         Ok(self
-            .eval_split_names()
+            .suite
+            .eval_splits()
             .iter()
             .all(|n| done.contains(n.as_str())))
-    }
-
-    /// The names of the splits [`Self::evaluate`] writes.
-    fn eval_split_names(&self) -> Vec<String> {
-        match &self.env {
-            EnvRun::Household { tasks, .. } => tasks.evals.iter().map(|(n, _)| n.clone()).collect(),
-            EnvRun::Webshop { tasks, .. } => tasks.evals.iter().map(|(n, _)| n.clone()).collect(),
-            EnvRun::Math(run) => run.tasks.evals.iter().map(|(n, _)| n.clone()).collect(),
-        }
     }
 
     /// Runs iterations until `run.iterations` (or Ctrl-C), evaluating and checkpointing.
@@ -658,13 +442,9 @@ impl Trainer {
                 ));
                 return Ok(());
             }
-            let m = self.step()?;
-            let third = match &m.math {
-                Some(x) => format!("calls {:.2}", x.tool_calls),
-                None => format!("valid {:.2}", m.valid_action_rate),
-            };
+            let (m, headline) = self.step_with_headline()?;
             let summary = format!(
-                "success {:.2} reward {:.2} {third} replay {} | gen {:.1}s upd {:.1}s",
+                "success {:.2} reward {:.2} {headline} replay {} | gen {:.1}s upd {:.1}s",
                 m.success_rate, m.episode_reward, m.replay_samples, m.time.generate, m.time.update
             );
             progress.iteration(self.iteration, self.cfg.run.iterations, &summary);
@@ -672,284 +452,122 @@ impl Trainer {
         Ok(())
     }
 
-    /// The household part of iteration `t` (spec §2.8 step 1): `env.tasks_per_iter` games
-    /// drawn with the run's RNG, G environments each, the agent loop; Dr.BoT flags per step.
-    fn collect_household(&mut self, t: u64) -> anyhow::Result<Collected> {
-        let EnvRun::Household { tasks, .. } = &self.env else {
-            unreachable!("collect_household on a household run")
-        };
-        let games = tasks.train.games.clone();
-        let max_turns = self.cfg.env.max_turns as usize;
-        self.collect_agent(t, games.len(), |n| {
-            HouseholdEnv::group(games.clone(), n, max_turns)
-        })
-    }
-
-    fn collect_webshop(&mut self, t: u64) -> anyhow::Result<Collected> {
-        let EnvRun::Webshop { tasks, .. } = &self.env else {
-            unreachable!("collect_webshop on a WebShop run")
-        };
-        let catalog = tasks.catalog.clone();
-        let max_turns = self.cfg.env.max_turns as usize;
-        self.collect_agent(t, tasks.train, |n| {
-            setup::webshop_group(&catalog, WebshopSplit::Train, n, max_turns)
-        })
-    }
-
-    /// The agent loop (household, WebShop): `tasks_per_iter` training tasks drawn with the
-    /// run's RNG out of `n_train`, G environments each from `make_envs`.
-    fn collect_agent<E: AgentEnv>(
-        &mut self,
-        t: u64,
-        n_train: usize,
-        make_envs: impl Fn(usize) -> Vec<E>,
-    ) -> anyhow::Result<Collected> {
+    /// Spec §2.8 step 1: `env.tasks_per_iter` training tasks drawn with the run's RNG, G
+    /// episodes each, through the suite.
+    fn collect(&mut self, t: u64) -> anyhow::Result<Collected> {
         let cfg = &self.cfg;
-        let g = cfg.env.group_size as usize;
-        let n_tasks = (cfg.env.tasks_per_iter as usize).min(n_train);
-        let mut picked: Vec<usize> = sample_indices(&mut self.rng, n_train, n_tasks).into_vec();
+        let n_train = self.suite.num_train_tasks();
+        let n = (cfg.env.tasks_per_iter as usize).min(n_train);
+        let mut picked: Vec<usize> = sample_indices(&mut self.rng, n_train, n).into_vec();
         picked.sort_unstable();
-        let mut envs = make_envs(n_tasks * g);
-        let params = AgentRolloutParams {
-            group_size: g,
+        let s = CollectSettings {
+            group_size: cfg.env.group_size as usize,
             max_turns: cfg.env.max_turns as usize,
             history_length: cfg.env.history_length as usize,
-            sampling: self.train_sampling(),
+            sampling: tasks::train_sampling(cfg),
             seed: mix_seed(&[cfg.run.seed, 0x5A]),
             iteration: t,
             keep_prompts: cfg.run.log_episodes > 0,
+            drbot: cfg.rl.drbot.clone(),
         };
-        let out = rollout_agent(&self.policy, &mut envs, &picked, &params)?;
-        let flags = out
-            .samples
-            .iter()
-            .map(|s| {
-                let text =
-                    &out.episodes[s.traj_uid.0 as usize].turns[s.step_index as usize].response;
-                response_flags(&s.response_tokens, text, &cfg.rl.drbot)
-            })
-            .collect();
-        Ok(Collected {
-            out,
-            flags,
-            math: None,
-        })
-    }
-
-    fn collect_math(&mut self, t: u64) -> anyhow::Result<Collected> {
-        let EnvRun::Math(run) = &self.env else {
-            unreachable!("collect_math on a math run")
-        };
-        let cfg = &self.cfg;
-        let train = &run.tasks.train;
-        let n = (cfg.env.tasks_per_iter as usize).min(train.len());
-        let mut picked: Vec<usize> = sample_indices(&mut self.rng, train.len(), n).into_vec();
-        picked.sort_unstable();
-        let problems: Vec<_> = picked.iter().map(|&i| train[i].clone()).collect();
-        let (out, flags, stats) = collect_math(
-            &self.policy,
-            run,
-            &problems,
-            cfg.env.group_size as usize,
-            &self.train_sampling(),
-            mix_seed(&[cfg.run.seed, 0x5A]),
-            t,
-            &cfg.rl.drbot,
-        )?;
-        Ok(Collected {
-            out,
-            flags,
-            math: Some(stats),
-        })
+        self.suite
+            .collect(&self.policy as &dyn ChatSampler, &picked, &s)
     }
 
     /// One iteration `t = iteration + 1`; logs, evaluates and checkpoints as configured.
-    /// The environment part ([`Self::collect_household`], [`Self::collect_math`]) gives
-    /// samples, episodes and Dr.BoT flags; the rest is shared.
     pub fn step(&mut self) -> anyhow::Result<IterationMetrics> {
+        Ok(self.step_with_headline()?.0)
+    }
+
+    /// [`Self::step`], with the environment's headline figure for the progress line.
+    fn step_with_headline(&mut self) -> anyhow::Result<(IterationMetrics, String)> {
         let start = Instant::now();
         let t = self.iteration + 1;
-        let cfg = self.cfg.clone();
-        let rl = &cfg.rl;
-        let collected = match self.env {
-            EnvRun::Household { .. } => self.collect_household(t)?,
-            EnvRun::Webshop { .. } => self.collect_webshop(t)?,
-            EnvRun::Math(_) => self.collect_math(t)?,
-        };
-        let is_math = collected.math.is_some();
-        let out = collected.out;
-        let mut episodes = out.episodes;
-
-        // 2. Rewards and Dr.BoT filters (spec §2.8).
+        let rl = self.cfg.rl.clone();
+        // 1. Rollout.
+        let collected = self.collect(t)?;
+        let (headline, sample_turns, extra) = (
+            collected.headline.clone(),
+            collected.sample_turns,
+            collected.extra.clone(),
+        );
+        let rollout_times = (
+            collected.out.generate_secs,
+            collected.out.env_secs,
+            collected.out.generated_tokens,
+        );
+        // 2.–5. Rewards, Dr.BoT filters, invalid-action penalty, advantages.
         let t_adv = Instant::now();
-        let mut batch = Batch::new(out.samples);
-        compute_step_returns(&mut batch, rl.gigpo.gamma);
-        assign_episode_scores(&mut batch, t, &rl.reward);
-        for e in &mut episodes {
-            if let Some(s) = batch.samples.iter().find(|s| s.traj_uid.0 == e.traj) {
-                e.score = s.score;
-            }
-        }
-        let flags = collected.flags;
-        let filter_stats = apply_response_filters(&mut batch, &flags, &rl.drbot);
-        let valid_rate = if batch.is_empty() {
-            0.0
-        } else {
-            batch.samples.iter().filter(|s| s.is_action_valid).count() as f64 / batch.len() as f64
-        };
-        let samples_total = batch.len();
-        let (mut kept, _report) = filter_groups_by_std(&batch, &rl.drbot, &mut self.rng)?;
-        // 4. Invalid-action penalty; 5. advantages.
-        apply_invalid_action_penalty(&mut kept, rl.reward.invalid_action_penalty);
-        compute_advantages(&mut kept, &rl.advantage, &rl.gigpo);
+        let mut it = learn::prepare(collected, t, &rl, &mut self.rng)?;
         // 6. The SIL batch.
         let draw = if rl.replay.enabled {
             self.buffer.maybe_replay()
         } else {
             None
         };
-        let replay_samples = draw.as_ref().map(|d| d.samples.clone()).unwrap_or_default();
-        let adv_secs = t_adv.elapsed().as_secs_f64();
-
-        // 7. Actor update.
-        let plan = UpdatePlan::build(kept.len(), replay_samples.len(), t, &rl.update, &rl.replay);
-        let lr = cfg.optim.lr;
-        let schedule = LrSchedule::Warmup {
-            warmup: cfg.optim.warmup_steps,
-        };
+        let replay_p50 = draw.as_ref().and_then(|d| d.p50_mean);
+        let replay_samples = draw.map(|d| d.samples).unwrap_or_default();
+        let mut adv_secs = t_adv.elapsed().as_secs_f64();
+        // 7. Actor update: on-policy, then γ(t)-scaled replay mini-batches.
+        let plan = UpdatePlan::build(
+            it.kept.len(),
+            replay_samples.len(),
+            t,
+            &rl.update,
+            &rl.replay,
+        );
+        let (lr, warmup) = (self.cfg.optim.lr, self.cfg.optim.warmup_steps);
+        let schedule = LrSchedule::Warmup { warmup };
         let stats = run_update(
             &self.policy,
             self.reference.as_ref(),
             &mut self.opt,
             &plan,
-            &kept.samples,
+            &it.kept.samples,
             &replay_samples,
-            rl,
+            &rl,
             &|step| schedule.lr_at(lr, step),
-            cfg.optim.token_budget as usize,
-            sampling_temperature(cfg.sampling.temperature),
+            self.cfg.optim.token_budget as usize,
+            sampling_temperature(self.cfg.sampling.temperature),
             rl.drbot.max_response_length as usize,
             &mut self.rng,
         )?;
-
         // 8. Buffer update.
         let t_buf = Instant::now();
         if rl.replay.enabled {
-            self.buffer.update(&kept, t);
+            self.buffer.update(&it.kept, t);
         }
-        let adv_secs = adv_secs + t_buf.elapsed().as_secs_f64();
+        adv_secs += t_buf.elapsed().as_secs_f64();
         self.iteration = t;
-
-        // Trajectory records: advantages of the trained samples.
-        let adv: HashMap<(u64, u32), f64> = kept
-            .samples
-            .iter()
-            .map(|s| ((s.traj_uid.0, s.step_index), s.advantage))
-            .collect();
-        for s in &batch.samples {
-            let ep = &mut episodes[s.traj_uid.0 as usize];
-            // A math sample is the whole conversation: every turn shares its advantage.
-            let turns = if is_math {
-                &mut ep.turns[..]
-            } else {
-                std::slice::from_mut(&mut ep.turns[s.step_index as usize])
-            };
-            for turn in turns {
-                turn.masked = !s.has_loss_tokens();
-                if let Some(&a) = adv.get(&(s.traj_uid.0, s.step_index)) {
-                    turn.advantage = Some(a);
-                }
-            }
-        }
-
+        learn::record_advantages(&mut it, sample_turns);
         // 9. Evaluation.
         let mut eval_secs = 0.0;
-        if cfg.run.eval_every > 0 && (t % cfg.run.eval_every == 0 || t == cfg.run.iterations) {
-            let (_recs, secs) = self.evaluate()?;
-            eval_secs = secs;
+        if self.eval_due(t) {
+            eval_secs = self.evaluate()?.1;
         }
-
-        // Metrics.
-        let on = stats.on_policy.mean();
-        let rp = stats.replay.mean();
-        let n_ep = episodes.len().max(1) as f64;
-        let mut by_type: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-        for e in &episodes {
-            let x = by_type.entry(e.task_type.clone()).or_default();
-            x.0 += e.won as u8 as f64;
-            x.1 += 1.0;
-        }
+        // 10. Log and checkpoint.
         let t_save = Instant::now();
-        let mut m = IterationMetrics {
-            iteration: t,
-            success_rate: episodes.iter().filter(|e| e.won).count() as f64 / n_ep,
-            success_by_type: by_type.into_iter().map(|(k, (w, n))| (k, w / n)).collect(),
-            episode_reward: episodes.iter().map(|e| e.episode_reward).sum::<f64>() / n_ep,
-            episode_length: episodes.iter().map(|e| e.turns.len() as f64).sum::<f64>() / n_ep,
-            score: episodes.iter().map(|e| e.score).sum::<f64>() / n_ep,
-            task_score: episodes
-                .iter()
-                .map(EpisodeRecord::task_score_or_won)
-                .sum::<f64>()
-                / n_ep,
-            valid_action_rate: valid_rate,
-            samples: samples_total as u64,
-            masked_samples: filter_stats.masked as u64,
-            trained_samples: kept.len() as u64,
-            entropy: on.entropy,
-            approx_kl: on.ppo_kl,
-            kl_loss: on.kl_loss,
-            clip_frac: on.pg_clipfrac,
-            clip_frac_dual: on.dual_clipfrac,
-            clip_cov_frac: on.clip_cov_frac,
-            replay_clip_cov_frac: rp.clip_cov_frac,
-            pg_loss: on.pg_loss,
-            grad_norm: if stats.grad_norms.is_empty() {
-                0.0
-            } else {
-                stats.grad_norms.iter().sum::<f64>() / stats.grad_norms.len() as f64
-            },
-            lr: stats.lr,
-            toolcall_coef: toolcall_mode_weight(
-                rl.reward.toolcall_reward,
-                t,
-                rl.reward.max_toolcall_steps,
-            ),
-            sil_weight: if rl.replay.enabled {
-                replay_weight(
-                    t,
-                    rl.replay.max_replay_loss_steps,
-                    rl.replay.replay_loss_coef,
-                )
-            } else {
-                0.0
-            },
+        let mut m = learn::iteration_metrics(&IterationInputs {
+            t,
+            iteration: &it,
+            stats: &stats,
+            rl: &rl,
             buffer_samples: self.buffer.stored_samples() as u64,
             replay_samples: replay_samples.len() as u64,
-            replay_p50: draw.as_ref().and_then(|d| d.p50_mean),
-            gen_tokens_per_s: out.generated_tokens as f64 / out.generate_secs.max(1e-9),
-            train_tokens_per_s: stats.tokens as f64 / stats.secs.max(1e-9),
-            time: PhaseTimes {
-                generate: out.generate_secs,
-                env: out.env_secs,
-                advantage: adv_secs,
-                update: stats.secs,
-                eval: eval_secs,
-                save: 0.0,
-                total: 0.0,
-            },
-            elapsed: 0.0,
-            math: collected.math,
-        };
-        if cfg.run.log_episodes > 0 {
-            let n = cfg.run.log_episodes as usize;
-            let path = self.run.trajectories(t);
+            replay_p50,
+            rollout_times,
+            adv_secs,
+            eval_secs,
+            extra,
+        });
+        if self.cfg.run.log_episodes > 0 {
+            let n = self.cfg.run.log_episodes as usize;
             let mut text = String::new();
-            for e in episodes.iter().take(n) {
+            for e in it.episodes.iter().take(n) {
                 text.push_str(&serde_json::to_string(e)?);
                 text.push('\n');
             }
-            spear_model::checkpoint::write_atomic(&path, text.as_bytes())?;
+            spear_model::checkpoint::write_atomic(&self.run.trajectories(t), text.as_bytes())?;
         }
         m.time.save = t_save.elapsed().as_secs_f64();
         m.time.total = start.elapsed().as_secs_f64();
@@ -957,10 +575,11 @@ impl Trainer {
         m.elapsed = self.elapsed;
         // Log first, then checkpoint: a resume drops log lines newer than its checkpoint.
         append_jsonl(&self.run.metrics(), &m)?;
-        if t % cfg.run.save_every == 0 || t == cfg.run.iterations || STOP.load(Ordering::SeqCst) {
+        let r = &self.cfg.run;
+        if t % r.save_every == 0 || t == r.iterations || STOP.load(Ordering::SeqCst) {
             self.checkpoint()?;
         }
-        Ok(m)
+        Ok((m, headline))
     }
 
     /// The run's evaluation records so far.

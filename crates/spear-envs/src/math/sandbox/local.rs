@@ -142,10 +142,10 @@ impl LocalExecutor {
         }
     }
 
-    /// The rlimits-only fallback; prints a loud warning.
+    /// The rlimits-only mode (chosen by name only); logs a loud warning.
     pub fn rlimits_only(env: PythonEnv) -> LocalExecutor {
-        eprintln!(
-            "spear: WARNING: the math sandbox runs WITHOUT isolation (rlimits only): \
+        tracing::warn!(
+            "the math sandbox runs WITHOUT isolation (rlimits only): \
              model-written code can read and write your files and reach the network{}. \
              Install bubblewrap (`apt-get install bubblewrap`) for the real sandbox.",
             if running_as_root() {

@@ -146,8 +146,8 @@ impl PythonEnv {
         if venv.exists() {
             fs::remove_dir_all(&venv).map_err(|e| io_err(&venv, e))?;
         }
-        eprintln!(
-            "spear: creating the sandbox Python venv at {} (once per machine)...",
+        tracing::info!(
+            "creating the sandbox Python venv at {} (once per machine)...",
             venv.display()
         );
         let out = Command::new(&python3)

@@ -1,35 +1,59 @@
-//! Held-out evaluation (spec §5.4): `episodes` episodes of one split, one environment per
-//! task (G = 1), sampling at the evaluation temperature; success = the episode was won,
-//! per task type as ALFWorld reports it, with a 95 % Wilson interval.
+//! The agent loop's side of the environment door, shared by the text environments
+//! (household, WebShop): one training iteration's collection (G environments per task, the
+//! agent loop, Dr.BoT's response flags per step) and the held-out evaluation (spec §5.4:
+//! `episodes` episodes of one split, one environment per task, the evaluation temperature;
+//! success = the episode was won, per task type as ALFWorld reports it, with a 95 % Wilson
+//! interval).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
-use spear_envs::household::{GameSet, HouseholdEnv};
-use spear_envs::webshop::Split as WebshopSplit;
-use spear_model::{Policy, SamplingParams};
+use spear_rl::drbot::response_flags;
 
-use super::setup::{webshop_group, WebshopTasks};
-use crate::rollout::agent::{mix_seed, rollout_agent, AgentEnv, AgentRolloutParams};
+use super::{CollectSettings, Collected, EvalSettings, SampleTurns};
+use crate::rollout::agent::{rollout_agent, AgentEnv, AgentRolloutParams};
+use crate::rollout::ChatSampler;
 use crate::run_dir::{wilson_interval, EpisodeRecord, EvalRecord};
+use crate::seed::mix_seed;
 
-/// Settings of one evaluation.
-#[derive(Debug, Clone)]
-pub struct EvalSettings {
-    /// Episodes (tasks `0..episodes` of the split, cycling when the split is smaller).
-    pub episodes: usize,
-    /// Turn cap.
-    pub max_turns: usize,
-    /// History pairs in the prompt.
-    pub history_length: usize,
-    /// Sampling (temperature 0.4 in the paper).
-    pub sampling: SamplingParams,
-    /// Seed.
-    pub seed: u64,
-    /// Iteration the evaluation belongs to.
-    pub iteration: u64,
-    /// Environments rolled out in one batch (memory bound); results do not depend on it.
-    pub batch: usize,
+/// One training iteration's rollout of an agent environment: `envs` holds `tasks.len() · G`
+/// environments (from the suite), group `i` plays `tasks[i]`; one sample per step, with
+/// Dr.BoT's response flags.
+pub fn collect_agent<E: AgentEnv>(
+    sampler: &dyn ChatSampler,
+    mut envs: Vec<E>,
+    tasks: &[usize],
+    s: &CollectSettings,
+) -> anyhow::Result<Collected> {
+    let params = AgentRolloutParams {
+        group_size: s.group_size,
+        max_turns: s.max_turns,
+        history_length: s.history_length,
+        sampling: s.sampling.clone(),
+        seed: s.seed,
+        iteration: s.iteration,
+        keep_prompts: s.keep_prompts,
+    };
+    let out = rollout_agent(sampler, &mut envs, tasks, &params)?;
+    let flags = out
+        .samples
+        .iter()
+        .map(|x| {
+            let text = &out.episodes[x.traj_uid.0 as usize].turns[x.step_index as usize].response;
+            response_flags(&x.response_tokens, text, &s.drbot)
+        })
+        .collect();
+    let valid = if out.samples.is_empty() {
+        0.0
+    } else {
+        out.samples.iter().filter(|x| x.is_action_valid).count() as f64 / out.samples.len() as f64
+    };
+    Ok(Collected {
+        out,
+        flags,
+        sample_turns: SampleTurns::OnePerStep,
+        extra: BTreeMap::new(),
+        headline: format!("valid {valid:.2}"),
+    })
 }
 
 /// Success statistics of a list of episodes.
@@ -82,14 +106,13 @@ pub fn summarize(
 /// Evaluates `policy` on `episodes` tasks of a split with `n_tasks` tasks (cycling), on
 /// environments made by `make_envs(n)`, in batches of `s.batch`.
 pub fn eval_agent<E: AgentEnv>(
-    policy: &Policy,
+    sampler: &dyn ChatSampler,
     split: &str,
     n_tasks: usize,
     make_envs: impl Fn(usize) -> Vec<E>,
     s: &EvalSettings,
-) -> anyhow::Result<(EvalRecord, Vec<EpisodeRecord>, f64)> {
+) -> anyhow::Result<(EvalRecord, Vec<EpisodeRecord>)> {
     anyhow::ensure!(n_tasks > 0, "the {split} split has no tasks");
-    let start = Instant::now();
     let tasks: Vec<usize> = (0..s.episodes).map(|i| i % n_tasks).collect();
     let mut episodes = Vec::with_capacity(tasks.len());
     for (b, chunk) in tasks.chunks(s.batch.max(1)).enumerate() {
@@ -104,48 +127,11 @@ pub fn eval_agent<E: AgentEnv>(
             iteration: s.iteration,
             keep_prompts: false,
         };
-        let out = rollout_agent(policy, &mut envs, chunk, &p)?;
+        let out = rollout_agent(sampler, &mut envs, chunk, &p)?;
         episodes.extend(out.episodes);
     }
     let rec = summarize(split, s.iteration, s.sampling.temperature, &episodes);
-    Ok((rec, episodes, start.elapsed().as_secs_f64()))
-}
-
-/// Evaluates `policy` on a household split.
-pub fn eval_household(
-    policy: &Policy,
-    split: &str,
-    games: &GameSet,
-    s: &EvalSettings,
-) -> anyhow::Result<(EvalRecord, Vec<EpisodeRecord>, f64)> {
-    eval_agent(
-        policy,
-        split,
-        games.games.len(),
-        |n| HouseholdEnv::group(games.games.clone(), n, s.max_turns),
-        s,
-    )
-}
-
-/// Evaluates `policy` on WebShop's evaluation goals (`0..500`, verl-agent's validation).
-pub fn eval_webshop(
-    policy: &Policy,
-    split: &str,
-    tasks: &WebshopTasks,
-    s: &EvalSettings,
-) -> anyhow::Result<(EvalRecord, Vec<EpisodeRecord>, f64)> {
-    let n = tasks
-        .evals
-        .iter()
-        .find(|(name, _)| name == split)
-        .map_or(0, |(_, n)| *n);
-    eval_agent(
-        policy,
-        split,
-        n,
-        |k| webshop_group(&tasks.catalog, WebshopSplit::Eval, k, s.max_turns),
-        s,
-    )
+    Ok((rec, episodes))
 }
 
 #[cfg(test)]

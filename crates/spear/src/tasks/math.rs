@@ -1,5 +1,5 @@
-//! The maths environment of the trainer (`env.kind = "math"`; spec §2.1 "verl math recipe",
-//! §2.2, §5.3): the problem sets, the sandbox, the policy (the tiny model gets a
+//! Math with a code interpreter (`env.kind = "math"`; spec §2.1 "verl math recipe", §2.2,
+//! §5.3) as a [`TaskSuite`]: the problem sets, the sandbox, the policy (the tiny model gets a
 //! character-level tokenizer so code and numbers survive decoding), the warm-start
 //! demonstrations, the rollout part of an iteration and the avg@k / pass@k evaluation.
 //!
@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{json, Value};
@@ -29,19 +29,20 @@ use spear_model::{Policy, SamplingParams, TextTokenizer};
 use spear_rl::config::DrBotConfig;
 use spear_rl::drbot::ResponseFlags;
 
-use super::config::TrainConfig;
-use super::math_config::{
-    IncompleteRuleArg, MathConfig, MathSource, SandboxBackend, ToolFormatArg,
-};
-use super::setup::{build_policy, tiny_policy_with};
-use super::sft::SftTokens;
-use crate::rollout::agent::mix_seed;
+use super::{CollectSettings, Collected, EvalSettings, SampleTurns, TaskSuite, WarmStart};
 use crate::rollout::math::{
     demonstration_tokens, evaluate_math, rollout_math, MathEvalReport, MathEvalSettings,
     MathRolloutConfig,
 };
-use crate::rollout::RolloutOutput;
+use crate::rollout::{ChatSampler, RolloutOutput};
 use crate::run_dir::{wilson_interval, EvalRecord, MathEvalStats, MathIterationStats};
+use crate::seed::mix_seed;
+use crate::train::config::TrainConfig;
+use crate::train::math_config::{
+    IncompleteRuleArg, MathConfig, MathSource, SandboxBackend, ToolFormatArg,
+};
+use crate::train::setup::{build_policy, tiny_policy_with};
+use crate::train::sft::SftTokens;
 
 /// The problem sets of a math run.
 #[derive(Debug, Clone)]
@@ -344,7 +345,7 @@ pub fn iteration_stats(out: &RolloutOutput, incomplete: &[bool]) -> MathIteratio
 /// `is_incomplete`, and the iteration's tool statistics.
 #[allow(clippy::too_many_arguments)]
 pub fn collect_math(
-    policy: &Policy,
+    sampler: &dyn ChatSampler,
     run: &MathRun,
     problems: &[MathProblem],
     group_size: usize,
@@ -354,7 +355,7 @@ pub fn collect_math(
     drbot: &DrBotConfig,
 ) -> anyhow::Result<(RolloutOutput, Vec<ResponseFlags>, MathIterationStats)> {
     let out = rollout_math(
-        policy,
+        sampler,
         problems,
         group_size,
         sampling,
@@ -426,40 +427,157 @@ pub fn math_eval_record(
     }
 }
 
-/// Evaluates `policy` on one math split: `env.math.eval_k` conversations per problem at the
-/// evaluation sampling (`eval.temperature`, `eval.top_p`; the paper: k = 32, T = 1.0,
-/// top-p 0.6), scored by the strict verifier. Returns the record and the seconds it took.
+/// Evaluates one math split: `k` conversations per problem at the evaluation sampling
+/// (`eval.temperature`, `eval.top_p`; the paper: k = 32, T = 1.0, top-p 0.6), scored by the
+/// strict verifier; `batch` conversations per `generate` call (0: all).
 pub fn eval_math_split(
-    policy: &Policy,
+    sampler: &dyn ChatSampler,
     run: &MathRun,
-    cfg: &TrainConfig,
     split: &str,
     problems: &[MathProblem],
-    seed: u64,
-    iteration: u64,
-) -> anyhow::Result<(EvalRecord, f64)> {
-    let start = Instant::now();
-    let k = cfg.env.math.eval_k as usize;
-    let batch = match cfg.env.math.max_batch_conversations as usize {
+    k: usize,
+    batch: usize,
+    s: &EvalSettings,
+) -> anyhow::Result<EvalRecord> {
+    let batch = match batch {
         0 => problems.len() * k,
         b => b,
     };
     let settings = MathEvalSettings {
         k,
-        sampling: SamplingParams {
-            temperature: cfg.eval.temperature,
-            top_p: cfg.eval.top_p,
-            top_k: cfg.sampling.top_k as usize,
-            max_new_tokens: cfg.sampling.max_new_tokens as usize,
-            ..SamplingParams::default()
-        },
+        sampling: s.sampling.clone(),
         rollout: run.rollout.clone(),
-        seed,
+        seed: s.seed,
         batch_conversations: batch,
     };
-    let report = evaluate_math(policy, problems, &settings, &run.pool, &mut |_| {})?;
-    let rec = math_eval_record(split, iteration, cfg.eval.temperature, problems, &report);
-    Ok((rec, start.elapsed().as_secs_f64()))
+    let report = evaluate_math(sampler, problems, &settings, &run.pool, &mut |_| {})?;
+    Ok(math_eval_record(
+        split,
+        s.iteration,
+        s.sampling.temperature,
+        problems,
+        &report,
+    ))
+}
+
+/// The math suite: problems, sandbox, rollout settings, demonstrations.
+pub struct MathSuite {
+    run: MathRun,
+    eval_k: usize,
+    eval_batch: usize,
+}
+
+impl MathSuite {
+    /// Builds the suite and the run's policy from the config.
+    pub fn build(cfg: &TrainConfig) -> anyhow::Result<(Self, Policy)> {
+        let (run, policy) = math_run(cfg)?;
+        Ok((
+            MathSuite {
+                run,
+                eval_k: cfg.env.math.eval_k as usize,
+                eval_batch: cfg.env.math.max_batch_conversations as usize,
+            },
+            policy,
+        ))
+    }
+}
+
+impl TaskSuite for MathSuite {
+    fn describe(&self) -> String {
+        let run = &self.run;
+        format!(
+            "{} training problems, {} evaluation splits ({}), {} demonstrations, sandbox {}",
+            run.tasks.train.len(),
+            run.tasks.evals.len(),
+            run.tasks
+                .evals
+                .iter()
+                .map(|(n, p)| format!("{n}: {}", p.len()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            run.sft.len(),
+            match run.pool.executor_name().as_str() {
+                "rlimits" => "rlimits only: model-written code runs WITHOUT isolation \
+                              (env.math.sandbox.backend = \"rlimits\", chosen explicitly)"
+                    .to_string(),
+                other => other.to_string(),
+            }
+        )
+    }
+
+    fn num_train_tasks(&self) -> usize {
+        self.run.tasks.train.len()
+    }
+
+    fn eval_splits(&self) -> Vec<String> {
+        self.run
+            .tasks
+            .evals
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    fn warm_start(&self) -> WarmStart<'_> {
+        WarmStart::Tokens(&self.run.sft, "demonstrations")
+    }
+
+    fn collect(
+        &self,
+        sampler: &dyn ChatSampler,
+        tasks: &[usize],
+        s: &CollectSettings,
+    ) -> anyhow::Result<Collected> {
+        let problems: Vec<MathProblem> = tasks
+            .iter()
+            .map(|&i| self.run.tasks.train[i].clone())
+            .collect();
+        let (out, flags, stats) = collect_math(
+            sampler,
+            &self.run,
+            &problems,
+            s.group_size,
+            &s.sampling,
+            s.seed,
+            s.iteration,
+            &s.drbot,
+        )?;
+        let headline = format!("calls {:.2}", stats.tool_calls);
+        let mut extra = BTreeMap::new();
+        extra.insert("math".to_string(), serde_json::to_value(&stats)?);
+        Ok(Collected {
+            out,
+            flags,
+            sample_turns: SampleTurns::WholeEpisode,
+            extra,
+            headline,
+        })
+    }
+
+    fn evaluate(
+        &self,
+        sampler: &dyn ChatSampler,
+        split: &str,
+        s: &EvalSettings,
+    ) -> anyhow::Result<EvalRecord> {
+        let problems = &self
+            .run
+            .tasks
+            .evals
+            .iter()
+            .find(|(n, _)| n == split)
+            .with_context(|| format!("no math split {split:?} in this run"))?
+            .1;
+        eval_math_split(
+            sampler,
+            &self.run,
+            split,
+            problems,
+            self.eval_k,
+            self.eval_batch,
+            s,
+        )
+    }
 }
 
 #[cfg(test)]
