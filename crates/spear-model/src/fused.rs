@@ -565,7 +565,7 @@ impl CustomOp3 for Rope {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Var, D};
+    use candle_core::{Var, D};
 
     use super::*;
 
@@ -587,7 +587,7 @@ mod tests {
     #[test]
     fn softmax_hand_value() {
         // [0, ln 3] -> [1/4, 3/4].
-        let x = Tensor::new(&[[0f32, 3f32.ln()]], &Device::Cpu).unwrap();
+        let x = Tensor::new(&[[0f32, 3f32.ln()]], &crate::test_util::test_device()).unwrap();
         let y: Vec<Vec<f32>> = softmax_last(&x).unwrap().to_vec2().unwrap();
         assert!((y[0][0] - 0.25).abs() < 1e-7 && (y[0][1] - 0.75).abs() < 1e-7);
     }
@@ -595,8 +595,8 @@ mod tests {
     #[test]
     fn rms_norm_hand_value() {
         // x = [3, 4]: mean(x^2) = 12.5, 1/sqrt(12.5) = 0.282843; w = [1, 2] -> [0.848528, 2.262742].
-        let x = Tensor::new(&[[3f32, 4.]], &Device::Cpu).unwrap();
-        let w = Tensor::new(&[1f32, 2.], &Device::Cpu).unwrap();
+        let x = Tensor::new(&[[3f32, 4.]], &crate::test_util::test_device()).unwrap();
+        let w = Tensor::new(&[1f32, 2.], &crate::test_util::test_device()).unwrap();
         let y: Vec<Vec<f32>> = rms_norm(&x, &w, 0.0).unwrap().to_vec2().unwrap();
         assert!((y[0][0] - 0.848528).abs() < 1e-6 && (y[0][1] - 2.262742).abs() < 1e-6);
     }
@@ -606,7 +606,7 @@ mod tests {
     fn match_composed_values_and_gradients() {
         for dtype in [DType::F32, DType::F64] {
             let tol = if dtype == DType::F32 { 2e-5 } else { 1e-12 };
-            let dev = &Device::Cpu;
+            let dev = &crate::test_util::test_device();
             let x0 = Tensor::randn(0f32, 2.0, (3, 4, 37), dev)
                 .unwrap()
                 .to_dtype(dtype)
@@ -663,7 +663,7 @@ mod tests {
 
     #[test]
     fn rope_and_attention_softmax_match_composed() {
-        let dev = &Device::Cpu;
+        let dev = &crate::test_util::test_device();
         for dtype in [DType::F32, DType::F64] {
             let tol = if dtype == DType::F32 { 1e-4 } else { 1e-11 };
             let r = |shape: &[usize], std: f32| {

@@ -250,7 +250,7 @@ impl CustomOp3 for TokenLogProbGrad {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Var};
+    use candle_core::Var;
 
     use super::*;
 
@@ -271,7 +271,7 @@ mod tests {
     fn hand_values() {
         // Row [0, ln 3]: p = [1/4, 3/4]; target 1 -> lp = ln 0.75 = -0.287682;
         // H = -(0.25 ln 0.25 + 0.75 ln 0.75) = 0.562335.
-        let z = Tensor::new(&[[0f32, 3f32.ln()]], &Device::Cpu).unwrap();
+        let z = Tensor::new(&[[0f32, 3f32.ln()]], &crate::test_util::test_device()).unwrap();
         let (lp, h) = token_logprobs_and_entropy(&z, &[1], true).unwrap();
         let lp: Vec<f32> = lp.to_vec1().unwrap();
         let h: Vec<f32> = h.unwrap().to_vec1().unwrap();
@@ -282,15 +282,15 @@ mod tests {
     #[test]
     fn matches_composed_values_and_gradients() {
         for dtype in [DType::F32, DType::F64] {
-            let z0 = (Tensor::randn(0f32, 3.0, (5, 37), &Device::Cpu).unwrap())
+            let z0 = (Tensor::randn(0f32, 3.0, (5, 37), &crate::test_util::test_device()).unwrap())
                 .to_dtype(dtype)
                 .unwrap();
             let targets = [0u32, 36, 5, 5, 17];
-            let w_lp = Tensor::new(&[0.3f32, -1.0, 2.0, 0.5, 1.5], &Device::Cpu)
+            let w_lp = Tensor::new(&[0.3f32, -1.0, 2.0, 0.5, 1.5], &crate::test_util::test_device())
                 .unwrap()
                 .to_dtype(dtype)
                 .unwrap();
-            let w_h = Tensor::new(&[-0.7f32, 0.2, 1.1, 0.0, -2.0], &Device::Cpu)
+            let w_h = Tensor::new(&[-0.7f32, 0.2, 1.1, 0.0, -2.0], &crate::test_util::test_device())
                 .unwrap()
                 .to_dtype(dtype)
                 .unwrap();
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn bad_targets_are_rejected() {
-        let z = Tensor::zeros((2, 4), DType::F32, &Device::Cpu).unwrap();
+        let z = Tensor::zeros((2, 4), DType::F32, &crate::test_util::test_device()).unwrap();
         assert!(token_logprobs_and_entropy(&z, &[1], false).is_err());
         assert!(token_logprobs_and_entropy(&z, &[1, 4], false).is_err());
     }

@@ -189,16 +189,16 @@ mod tests {
     #[test]
     fn rms_norm_hand_value_and_fused_agree() {
         // x = [3, 4]: mean(x^2) = 12.5, 1/sqrt(12.5) = 0.28284; w = [1, 2] -> [0.84853, 2.26274].
-        let x = Tensor::new(&[[3f32, 4.]], &Device::Cpu).unwrap();
-        let w = Tensor::new(&[1f32, 2.], &Device::Cpu).unwrap();
+        let x = Tensor::new(&[[3f32, 4.]], &crate::test_util::test_device()).unwrap();
+        let w = Tensor::new(&[1f32, 2.], &crate::test_util::test_device()).unwrap();
         let y = rms_norm(&x, &w, 0.0, false).unwrap();
         close(
             &y,
-            &Tensor::new(&[[0.848528f32, 2.262742]], &Device::Cpu).unwrap(),
+            &Tensor::new(&[[0.848528f32, 2.262742]], &crate::test_util::test_device()).unwrap(),
             1e-5,
         );
-        let x = Tensor::randn(0f32, 1., (2, 3, 16), &Device::Cpu).unwrap();
-        let w = Tensor::randn(0f32, 1., 16, &Device::Cpu).unwrap();
+        let x = Tensor::randn(0f32, 1., (2, 3, 16), &crate::test_util::test_device()).unwrap();
+        let w = Tensor::randn(0f32, 1., 16, &crate::test_util::test_device()).unwrap();
         close(
             &rms_norm(&x, &w, 1e-5, false).unwrap(),
             &rms_norm(&x, &w, 1e-5, true).unwrap(),
@@ -209,17 +209,17 @@ mod tests {
     #[test]
     fn rope_hand_value_and_fused_agree() {
         // d = 2, position 1, theta irrelevant (i = 0 -> freq 1): rotate (1, 0) by 1 rad.
-        let (c, s) = rope_tables(&[vec![1]], 2, 10000.0, DType::F32, &Device::Cpu).unwrap();
-        let x = Tensor::new(&[[[[1f32, 0.]]]], &Device::Cpu).unwrap();
+        let (c, s) = rope_tables(&[vec![1]], 2, 10000.0, DType::F32, &crate::test_util::test_device()).unwrap();
+        let x = Tensor::new(&[[[[1f32, 0.]]]], &crate::test_util::test_device()).unwrap();
         let y = rope(&x, &c, &s, false, false).unwrap();
         close(
             &y,
-            &Tensor::new(&[[[[0.540302f32, 0.841471]]]], &Device::Cpu).unwrap(),
+            &Tensor::new(&[[[[0.540302f32, 0.841471]]]], &crate::test_util::test_device()).unwrap(),
             1e-6,
         );
         let pos = vec![vec![0, 1, 2, 7], vec![3, 4, 5, 6]];
-        let (c, s) = rope_tables(&pos, 8, 100.0, DType::F32, &Device::Cpu).unwrap();
-        let x = Tensor::randn(0f32, 1., (2, 3, 4, 8), &Device::Cpu).unwrap();
+        let (c, s) = rope_tables(&pos, 8, 100.0, DType::F32, &crate::test_util::test_device()).unwrap();
+        let x = Tensor::randn(0f32, 1., (2, 3, 4, 8), &crate::test_util::test_device()).unwrap();
         for inter in [false, true] {
             close(
                 &rope(&x, &c, &s, inter, false).unwrap(),
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn softmax_flavours_agree() {
-        let x = Tensor::randn(0f32, 3., (3, 7), &Device::Cpu).unwrap();
+        let x = Tensor::randn(0f32, 3., (3, 7), &crate::test_util::test_device()).unwrap();
         close(
             &softmax_last(&x, false).unwrap(),
             &softmax_last(&x, true).unwrap(),
@@ -248,7 +248,7 @@ mod tests {
     fn mask_is_causal_and_hides_padding() {
         // Two rows of 3 keys; row 1 has a left pad at key 0. Two queries (keys 1 and 2).
         let valid = vec![vec![true, true, true], vec![false, true, true]];
-        let m = attention_mask(&valid, 2, DType::F32, &Device::Cpu).unwrap();
+        let m = attention_mask(&valid, 2, DType::F32, &crate::test_util::test_device()).unwrap();
         let m: Vec<f32> = m.flatten_all().unwrap().to_vec1().unwrap();
         let z = 0f32;
         let x = MASK_VALUE as f32;

@@ -2,7 +2,7 @@
 //! loss (it stays in the group statistics), and the low-variance group filter.
 
 use crate::config::DrBotConfig;
-use crate::sample::{group_samples, trajectory_mean_scores, Batch, GroupId};
+use crate::sample::{group_samples, trajectory_mean_scores, Batch, GroupId, GroupIndex};
 use crate::stats::{largest_power_of_two_at_most, std_population};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -280,6 +280,20 @@ pub fn filter_groups_by_std(
     rng: &mut ChaCha8Rng,
 ) -> Result<(Batch, GroupFilterReport), GroupFilterError> {
     let groups = group_samples(&batch.samples);
+    let (idx, report) = select_groups_by_std(batch, &groups, cfg, rng)?;
+    let out = Batch::new(idx.iter().map(|&i| batch.samples[i].clone()).collect());
+    Ok((out, report))
+}
+
+/// [`filter_groups_by_std`] as indices: the ascending sample indices the filter keeps (all of
+/// them with the filter off), from the batch's grouping computed once by the caller. The same
+/// draws from `rng` as [`filter_groups_by_std`].
+pub fn select_groups_by_std(
+    batch: &Batch,
+    groups: &[GroupIndex],
+    cfg: &DrBotConfig,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Vec<usize>, GroupFilterReport), GroupFilterError> {
     let stds: Vec<(GroupId, f64)> = groups
         .iter()
         .map(|g| {
@@ -298,7 +312,7 @@ pub fn filter_groups_by_std(
         let mut kept = stds.clone();
         kept.sort_by(|a, b| b.1.total_cmp(&a.1));
         return Ok((
-            batch.clone(),
+            (0..batch.len()).collect(),
             GroupFilterReport {
                 kept,
                 mean_std_all,
@@ -329,14 +343,13 @@ pub fn filter_groups_by_std(
         shuffled.sort_unstable();
         idx = shuffled;
     }
-    let out = Batch::new(idx.iter().map(|&i| batch.samples[i].clone()).collect());
     let report = GroupFilterReport {
         kept: ranked,
         mean_std_all,
         samples_before: batch.len(),
-        samples_after: out.len(),
+        samples_after: idx.len(),
     };
-    Ok((out, report))
+    Ok((idx, report))
 }
 
 #[cfg(test)]

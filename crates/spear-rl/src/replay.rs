@@ -10,7 +10,7 @@
 //!    the per-group means/stds to D_R and store the samples with A > 0.
 
 use crate::config::{RecalibratedKeep, ReplayAdvantage, ReplayConfig};
-use crate::sample::{group_samples, trajectory_mean_scores, Batch, StepSample};
+use crate::sample::{group_samples, trajectory_mean_scores, Batch, GroupIndex, StepSample};
 use crate::stats::{largest_power_of_two_at_most, mean, percentile_linear, std_population};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -167,9 +167,44 @@ impl ReplayBuffer {
     ///    appended when nothing qualifies.
     pub fn update_batch(&mut self, batch: &Batch, step: u64) -> InsertReport {
         let groups = group_samples(&batch.samples);
+        self.record_groups(batch, &groups, step);
+        let kept: Vec<StepSample> = batch
+            .samples
+            .iter()
+            .filter(|s| self.qualifies(s))
+            .cloned()
+            .collect();
+        self.store(kept, groups.len(), step)
+    }
+
+    /// [`Self::update`] on a batch the caller gives away, with its grouping computed once by
+    /// the caller: the qualifying samples are moved into the buffer, not cloned.
+    pub fn update_owned(&mut self, batch: Batch, groups: &[GroupIndex], step: u64) -> InsertReport {
+        let removed = self.remove_old();
+        self.record_groups(&batch, groups, step);
+        let kept: Vec<StepSample> = batch
+            .samples
+            .into_iter()
+            .filter(|s| self.qualifies(s))
+            .collect();
+        let mut rep = self.store(kept, groups.len(), step);
+        rep.entries_removed = removed;
+        rep
+    }
+
+    /// Step 2 of [`Self::update_batch`]: a sample is stored when it has A > 0, loss tokens and
+    /// (with `require_tool_call`) a tool call.
+    fn qualifies(&self, s: &StepSample) -> bool {
+        s.advantage > 0.0
+            && s.has_loss_tokens()
+            && (!self.cfg.require_tool_call || s.tool_calls > 0)
+    }
+
+    /// Step 1 of [`Self::update_batch`]: the D_R entries of the batch's groups.
+    fn record_groups(&mut self, batch: &Batch, groups: &[GroupIndex], step: u64) {
         let mut means = Vec::with_capacity(groups.len());
         let mut stds = Vec::with_capacity(groups.len());
-        for g in &groups {
+        for g in groups {
             let m = trajectory_mean_scores(&batch.samples, g);
             means.push(mean(&m));
             stds.push(std_population(&m));
@@ -180,21 +215,13 @@ impl ReplayBuffer {
                 _ => break,
             }
         }
-        let groups_recorded = means.len();
         self.history_len += means.len();
         self.mean_history.push_back((step, means));
         self.std_history.push_back((step, stds));
+    }
 
-        let kept: Vec<StepSample> = batch
-            .samples
-            .iter()
-            .filter(|s| {
-                s.advantage > 0.0
-                    && s.has_loss_tokens()
-                    && (!self.cfg.require_tool_call || s.tool_calls > 0)
-            })
-            .cloned()
-            .collect();
+    /// Appends the qualifying samples as one entry of `step` (none when empty).
+    fn store(&mut self, kept: Vec<StepSample>, groups_recorded: usize, step: u64) -> InsertReport {
         let samples_stored = kept.len();
         if !kept.is_empty() {
             self.entries.push(BufferEntry {

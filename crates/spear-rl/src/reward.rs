@@ -3,7 +3,7 @@
 //! returns.
 
 use crate::config::{RewardConfig, ToolCallReward, ToolCallVariant};
-use crate::sample::{group_samples, Batch};
+use crate::sample::{group_samples, Batch, GroupIndex};
 use crate::schedule::toolcall_weight;
 
 /// Tool-call reward r_tc = min(cap, per_call·calls) (spec §2.2: `min(1, 0.1·calls)`).
@@ -83,9 +83,15 @@ pub fn apply_invalid_action_penalty(batch: &mut Batch, coef: f64) -> f64 {
 /// `step_index`, R_k = r_k + γ·R_{k+1} from the raw env step rewards (no tool
 /// bonus). Overwrites `step_return`; run it before the invalid penalty.
 pub fn compute_step_returns(batch: &mut Batch, gamma: f64) {
-    for group in group_samples(&batch.samples) {
-        for (_, idx) in group.trajectories {
-            let mut order = idx;
+    let groups = group_samples(&batch.samples);
+    compute_step_returns_grouped(batch, &groups, gamma);
+}
+
+/// [`compute_step_returns`] with the batch's grouping computed once by the caller.
+pub fn compute_step_returns_grouped(batch: &mut Batch, groups: &[GroupIndex], gamma: f64) {
+    for group in groups {
+        for (_, idx) in &group.trajectories {
+            let mut order = idx.clone();
             order.sort_by_key(|&i| batch.samples[i].step_index);
             let mut running = 0.0;
             for &i in order.iter().rev() {

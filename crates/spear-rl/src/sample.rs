@@ -171,6 +171,48 @@ pub fn group_samples(samples: &[StepSample]) -> Vec<GroupIndex> {
     groups
 }
 
+/// The grouping of the subset `keep` of a batch (ascending sample indices into the batch that
+/// `groups` groups), re-indexed to the subset: equal to [`group_samples`] of the subset (groups
+/// and trajectories in first-appearance order, empty ones dropped), without hashing again.
+/// Lets a trainer group an iteration once (spec §2.8) and reuse it after the group filter.
+pub fn restrict_groups(groups: &[GroupIndex], keep: &[usize]) -> Vec<GroupIndex> {
+    let n = keep.last().map_or(0, |&i| i + 1);
+    let mut new_index = vec![usize::MAX; n];
+    for (j, &i) in keep.iter().enumerate() {
+        new_index[i] = j;
+    }
+    let map = |v: &[usize]| -> Vec<usize> {
+        v.iter()
+            .filter_map(|&i| new_index.get(i).copied().filter(|&j| j != usize::MAX))
+            .collect()
+    };
+    let mut out: Vec<GroupIndex> = groups
+        .iter()
+        .filter_map(|g| {
+            let samples = map(&g.samples);
+            if samples.is_empty() {
+                return None;
+            }
+            let mut trajectories: Vec<(TrajId, Vec<usize>)> = g
+                .trajectories
+                .iter()
+                .filter_map(|(t, idx)| {
+                    let idx = map(idx);
+                    (!idx.is_empty()).then_some((*t, idx))
+                })
+                .collect();
+            trajectories.sort_by_key(|(_, idx)| idx[0]);
+            Some(GroupIndex {
+                uid: g.uid,
+                samples,
+                trajectories,
+            })
+        })
+        .collect();
+    out.sort_by_key(|g| g.samples[0]);
+    out
+}
+
 /// Per task group, the mean score of each trajectory (mean over its step
 /// samples of s_i), in first-appearance order. This is `reward_traj_rwscore`
 /// of the D_R update (spec §2.4) and of the Dr.BoT std group filter (spec §3).
@@ -237,6 +279,33 @@ mod tests {
         assert_eq!(g[1].samples, vec![1]);
         // traj 1 mean = (1 + 2)/2 = 1.5, traj 2 = 3
         assert_eq!(trajectory_mean_scores(&samples, &g[0]), vec![1.5, 3.0]);
+    }
+
+    #[test]
+    fn restricted_groups_equal_grouping_the_subset() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let mut runner = TestRunner::new(Config {
+            cases: 256,
+            ..Config::default()
+        });
+        let samples = prop::collection::vec((0u64..4, 0u64..5), 0..40);
+        runner
+            .run(&(samples, any::<u64>()), |(pairs, mask_bits)| {
+                let all: Vec<StepSample> = pairs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(u, t))| sample(u, u * 10 + t, i as u32, 0.0))
+                    .collect();
+                let keep: Vec<usize> = (0..all.len())
+                    .filter(|i| mask_bits >> (i % 64) & 1 == 1)
+                    .collect();
+                let subset: Vec<StepSample> = keep.iter().map(|&i| all[i].clone()).collect();
+                let restricted = restrict_groups(&group_samples(&all), &keep);
+                prop_assert_eq!(restricted, group_samples(&subset));
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

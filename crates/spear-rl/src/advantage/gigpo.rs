@@ -1,8 +1,8 @@
 //! GiGPO advantage (spec §4.2): episode-level group advantage plus a
 //! step-level advantage over anchor-state groups.
 
-use super::grpo::{grpo_advantages, AdvNorm};
-use crate::sample::{group_samples, StepSample};
+use super::grpo::{grpo_advantages_grouped, AdvNorm};
+use crate::sample::{group_samples, GroupIndex, StepSample};
 use crate::stats::{mean, std_unbiased};
 use std::collections::HashMap;
 
@@ -21,8 +21,13 @@ pub struct GigpoAdvantages {
 /// `uid`, the step-samples whose `anchor_obs` are exactly equal. Returned as
 /// lists of sample indices, in first-appearance order.
 pub fn anchor_groups(samples: &[StepSample]) -> Vec<Vec<usize>> {
+    anchor_groups_grouped(samples, &group_samples(samples))
+}
+
+/// [`anchor_groups`] with the grouping of `samples` computed once by the caller.
+pub fn anchor_groups_grouped(samples: &[StepSample], groups: &[GroupIndex]) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
-    for group in group_samples(samples) {
+    for group in groups {
         let mut pos: HashMap<&str, usize> = HashMap::new();
         let mut clusters: Vec<Vec<usize>> = Vec::new();
         for &i in &group.samples {
@@ -41,7 +46,7 @@ pub fn anchor_groups(samples: &[StepSample]) -> Vec<Vec<usize>> {
 
 /// GiGPO advantage (spec §4.2):
 ///
-/// * A^E_i: [`grpo_advantages`] of the episode scores s_i with `norm`
+/// * A^E_i: [`grpo_advantages`](super::grpo_advantages) of the episode scores s_i with `norm`
 ///   (`mean_std_norm` → MeanStd, `mean_norm` → Mean), step-weighted by default.
 /// * A^S_i: in the anchor group of i, μ = mean(R), σ = unbiased std(R) of the
 ///   step returns R (`step_return`: discounted raw env rewards, γ = 0.95, minus
@@ -55,9 +60,22 @@ pub fn gigpo_advantages(
     step_weighted: bool,
     eps: f64,
 ) -> GigpoAdvantages {
-    let episode = grpo_advantages(samples, norm, step_weighted, eps);
+    let groups = group_samples(samples);
+    gigpo_advantages_grouped(samples, &groups, norm, omega, step_weighted, eps)
+}
+
+/// [`gigpo_advantages`] with the grouping of `samples` computed once by the caller.
+pub fn gigpo_advantages_grouped(
+    samples: &[StepSample],
+    groups: &[GroupIndex],
+    norm: AdvNorm,
+    omega: f64,
+    step_weighted: bool,
+    eps: f64,
+) -> GigpoAdvantages {
+    let episode = grpo_advantages_grouped(samples, groups, norm, step_weighted, eps);
     let mut step = vec![0.0; samples.len()];
-    for cluster in anchor_groups(samples) {
+    for cluster in anchor_groups_grouped(samples, groups) {
         let returns: Vec<f64> = cluster.iter().map(|&i| samples[i].step_return).collect();
         let (mu, sigma) = if returns.len() == 1 {
             (returns[0], 1.0)

@@ -1,6 +1,6 @@
 //! GRPO and Dr.GRPO outcome advantages (spec §4.1).
 
-use crate::sample::{group_samples, StepSample, TrajId};
+use crate::sample::{group_samples, GroupIndex, StepSample, TrajId};
 use crate::stats::{mean, std_unbiased};
 use std::collections::HashSet;
 
@@ -31,8 +31,19 @@ pub fn grpo_advantages(
     step_weighted: bool,
     eps: f64,
 ) -> Vec<f64> {
+    grpo_advantages_grouped(samples, &group_samples(samples), norm, step_weighted, eps)
+}
+
+/// [`grpo_advantages`] with the grouping of `samples` computed once by the caller.
+pub fn grpo_advantages_grouped(
+    samples: &[StepSample],
+    groups: &[GroupIndex],
+    norm: AdvNorm,
+    step_weighted: bool,
+    eps: f64,
+) -> Vec<f64> {
     let mut out = vec![0.0; samples.len()];
-    for group in group_samples(samples) {
+    for group in groups {
         let contributions: Vec<f64> = if step_weighted {
             group.samples.iter().map(|&i| samples[i].score).collect()
         } else {

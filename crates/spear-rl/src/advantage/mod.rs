@@ -10,26 +10,43 @@ mod gigpo;
 mod grpo;
 mod rloo;
 
-pub use gigpo::{anchor_groups, gigpo_advantages, GigpoAdvantages};
-pub use grpo::{grpo_advantages, AdvNorm};
-pub use rloo::rloo_advantages;
+pub use gigpo::{
+    anchor_groups, anchor_groups_grouped, gigpo_advantages, gigpo_advantages_grouped,
+    GigpoAdvantages,
+};
+pub use grpo::{grpo_advantages, grpo_advantages_grouped, AdvNorm};
+pub use rloo::{rloo_advantages, rloo_advantages_grouped};
 
 use crate::config::{AdvantageConfig, Estimator, GigpoConfig, GigpoMode};
-use crate::sample::Batch;
+use crate::sample::{group_samples, Batch, GroupIndex};
 
 /// Computes the configured estimator's advantages and writes them into
 /// `batch.samples[i].advantage` (spec §2.8 step 5). GiGPO reads `step_return`,
 /// so run [`crate::reward::compute_step_returns`] and the invalid penalty first.
 pub fn compute_advantages(batch: &mut Batch, adv: &AdvantageConfig, gigpo: &GigpoConfig) {
+    let groups = group_samples(&batch.samples);
+    compute_advantages_grouped(batch, &groups, adv, gigpo);
+}
+
+/// [`compute_advantages`] with the batch's grouping computed once by the caller
+/// ([`crate::sample::group_samples`], or [`crate::sample::restrict_groups`] after a filter).
+pub fn compute_advantages_grouped(
+    batch: &mut Batch,
+    groups: &[GroupIndex],
+    adv: &AdvantageConfig,
+    gigpo: &GigpoConfig,
+) {
     let values = match adv.estimator {
-        Estimator::Grpo => grpo_advantages(
+        Estimator::Grpo => grpo_advantages_grouped(
             &batch.samples,
+            groups,
             AdvNorm::MeanStd,
             adv.step_weighted,
             adv.epsilon,
         ),
-        Estimator::DrGrpo => grpo_advantages(
+        Estimator::DrGrpo => grpo_advantages_grouped(
             &batch.samples,
+            groups,
             AdvNorm::Mean,
             adv.step_weighted,
             adv.epsilon,
@@ -39,8 +56,9 @@ pub fn compute_advantages(batch: &mut Batch, adv: &AdvantageConfig, gigpo: &Gigp
                 GigpoMode::MeanStdNorm => AdvNorm::MeanStd,
                 GigpoMode::MeanNorm => AdvNorm::Mean,
             };
-            gigpo_advantages(
+            gigpo_advantages_grouped(
                 &batch.samples,
+                groups,
                 norm,
                 gigpo.step_advantage_weight,
                 adv.step_weighted,
@@ -48,7 +66,7 @@ pub fn compute_advantages(batch: &mut Batch, adv: &AdvantageConfig, gigpo: &Gigp
             )
             .combined
         }
-        Estimator::Rloo => rloo_advantages(&batch.samples),
+        Estimator::Rloo => rloo_advantages_grouped(&batch.samples, groups),
     };
     batch.set_advantages(&values);
 }

@@ -1,6 +1,6 @@
 //! RLOO advantage: a leave-one-out baseline, as a cheap extra estimator.
 
-use crate::sample::{group_samples, trajectory_mean_scores, StepSample};
+use crate::sample::{group_samples, trajectory_mean_scores, GroupIndex, StepSample};
 
 /// RLOO (REINFORCE leave-one-out), trajectory-level, on step-samples.
 ///
@@ -13,9 +13,14 @@ use crate::sample::{group_samples, trajectory_mean_scores, StepSample};
 /// `K/(K−1)·(s − mean)`. A group of one trajectory has no baseline: b = 0 and
 /// A = s, as verl's `compute_rloo_outcome_advantage` does.
 pub fn rloo_advantages(samples: &[StepSample]) -> Vec<f64> {
+    rloo_advantages_grouped(samples, &group_samples(samples))
+}
+
+/// [`rloo_advantages`] with the grouping of `samples` computed once by the caller.
+pub fn rloo_advantages_grouped(samples: &[StepSample], groups: &[GroupIndex]) -> Vec<f64> {
     let mut out = vec![0.0; samples.len()];
-    for group in group_samples(samples) {
-        let traj_scores = trajectory_mean_scores(samples, &group);
+    for group in groups {
+        let traj_scores = trajectory_mean_scores(samples, group);
         let k = traj_scores.len();
         let total: f64 = traj_scores.iter().sum();
         for (t, (_, idx)) in group.trajectories.iter().enumerate() {

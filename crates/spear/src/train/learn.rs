@@ -5,26 +5,44 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rand_chacha::ChaCha8Rng;
-use spear_rl::advantage::compute_advantages;
+use spear_rl::advantage::compute_advantages_grouped;
 use spear_rl::config::RlConfig;
-use spear_rl::drbot::{apply_response_filters, filter_groups_by_std, FilterStats};
+use spear_rl::drbot::{apply_response_filters, select_groups_by_std, FilterStats};
 use spear_rl::reward::{
-    apply_invalid_action_penalty, assign_episode_scores, compute_step_returns, toolcall_mode_weight,
+    apply_invalid_action_penalty, assign_episode_scores, compute_step_returns_grouped,
+    toolcall_mode_weight,
 };
-use spear_rl::sample::Batch;
+use spear_rl::sample::{group_samples, restrict_groups, Batch, GroupIndex};
 use spear_rl::schedule::replay_weight;
 
 use super::update::UpdateStats;
 use crate::run_dir::{EpisodeRecord, IterationMetrics, PhaseTimes};
 use crate::tasks::{Collected, SampleTurns};
 
-/// One iteration's samples after rewards, filters and advantages.
+/// What the trajectory records need of a sample that was not trained on.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleMark {
+    /// Its episode.
+    pub traj: u64,
+    /// Its step.
+    pub step: u32,
+    /// Masked out of the loss by a Dr.BoT response filter.
+    pub masked: bool,
+}
+
+/// One iteration's samples after rewards, filters and advantages. The rollout's samples are
+/// grouped once; the std group filter selects indices, and the kept samples are moved (not
+/// copied) into `kept`, then into the replay buffer.
 #[derive(Debug, Clone)]
 pub struct Iteration {
-    /// Every sample of the rollout, with scores and Dr.BoT's loss masks.
-    pub batch: Batch,
+    /// Every sample of the rollout, as the trajectory records need it.
+    pub marks: Vec<SampleMark>,
     /// The samples trained on (after the std group filter), with advantages.
     pub kept: Batch,
+    /// The grouping of `kept`.
+    pub kept_groups: Vec<GroupIndex>,
+    /// How many samples were trained on (`kept` moves into the replay buffer afterwards).
+    pub trained: usize,
     /// The episode records (scores, and after [`record_advantages`] advantages per turn).
     pub episodes: Vec<EpisodeRecord>,
     /// What the response filters masked.
@@ -45,7 +63,8 @@ pub fn prepare(
     let Collected { out, flags, .. } = collected;
     let mut episodes = out.episodes;
     let mut batch = Batch::new(out.samples);
-    compute_step_returns(&mut batch, rl.gigpo.gamma);
+    let groups = group_samples(&batch.samples);
+    compute_step_returns_grouped(&mut batch, &groups, rl.gigpo.gamma);
     assign_episode_scores(&mut batch, t, &rl.reward);
     for e in &mut episodes {
         if let Some(s) = batch.samples.iter().find(|s| s.traj_uid.0 == e.traj) {
@@ -58,12 +77,39 @@ pub fn prepare(
     } else {
         batch.samples.iter().filter(|s| s.is_action_valid).count() as f64 / batch.len() as f64
     };
-    let (mut kept, _report) = filter_groups_by_std(&batch, &rl.drbot, rng)?;
+    let (keep, _report) = select_groups_by_std(&batch, &groups, &rl.drbot, rng)?;
+    let kept_groups = restrict_groups(&groups, &keep);
+    let marks = batch
+        .samples
+        .iter()
+        .map(|s| SampleMark {
+            traj: s.traj_uid.0,
+            step: s.step_index,
+            masked: !s.has_loss_tokens(),
+        })
+        .collect();
+    // Move the kept samples out of the batch (ascending indices).
+    let mut keep_iter = keep.iter().peekable();
+    let mut kept = Batch::new(
+        batch
+            .samples
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                (keep_iter.peek() == Some(&&i)).then(|| {
+                    keep_iter.next();
+                    s
+                })
+            })
+            .collect(),
+    );
     apply_invalid_action_penalty(&mut kept, rl.reward.invalid_action_penalty);
-    compute_advantages(&mut kept, &rl.advantage, &rl.gigpo);
+    compute_advantages_grouped(&mut kept, &kept_groups, &rl.advantage, &rl.gigpo);
     Ok(Iteration {
-        batch,
+        marks,
+        trained: kept.len(),
         kept,
+        kept_groups,
         episodes,
         filter_stats,
         valid_rate,
@@ -79,15 +125,15 @@ pub fn record_advantages(it: &mut Iteration, shape: SampleTurns) {
         .iter()
         .map(|s| ((s.traj_uid.0, s.step_index), s.advantage))
         .collect();
-    for s in &it.batch.samples {
-        let ep = &mut it.episodes[s.traj_uid.0 as usize];
+    for s in &it.marks {
+        let ep = &mut it.episodes[s.traj as usize];
         let turns = match shape {
             SampleTurns::WholeEpisode => &mut ep.turns[..],
-            SampleTurns::OnePerStep => std::slice::from_mut(&mut ep.turns[s.step_index as usize]),
+            SampleTurns::OnePerStep => std::slice::from_mut(&mut ep.turns[s.step as usize]),
         };
         for turn in turns {
-            turn.masked = !s.has_loss_tokens();
-            if let Some(&a) = adv.get(&(s.traj_uid.0, s.step_index)) {
+            turn.masked = s.masked;
+            if let Some(&a) = adv.get(&(s.traj, s.step)) {
                 turn.advantage = Some(a);
             }
         }
@@ -148,9 +194,9 @@ pub fn iteration_metrics(x: &IterationInputs<'_>) -> IterationMetrics {
             .sum::<f64>()
             / n_ep,
         valid_action_rate: it.valid_rate,
-        samples: it.batch.len() as u64,
+        samples: it.marks.len() as u64,
         masked_samples: it.filter_stats.masked as u64,
-        trained_samples: it.kept.len() as u64,
+        trained_samples: it.trained as u64,
         entropy: on.entropy,
         approx_kl: on.ppo_kl,
         kl_loss: on.kl_loss,

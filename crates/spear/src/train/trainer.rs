@@ -532,14 +532,15 @@ impl Trainer {
             rl.drbot.max_response_length as usize,
             &mut self.rng,
         )?;
-        // 8. Buffer update.
+        learn::record_advantages(&mut it, sample_turns);
+        // 8. Buffer update (the kept samples move into the buffer).
         let t_buf = Instant::now();
         if rl.replay.enabled {
-            self.buffer.update(&it.kept, t);
+            let kept = std::mem::take(&mut it.kept);
+            self.buffer.update_owned(kept, &it.kept_groups, t);
         }
         adv_secs += t_buf.elapsed().as_secs_f64();
         self.iteration = t;
-        learn::record_advantages(&mut it, sample_turns);
         // 9. Evaluation.
         let mut eval_secs = 0.0;
         if self.eval_due(t) {
