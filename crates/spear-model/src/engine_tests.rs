@@ -35,9 +35,14 @@ fn sampling_and_scoring_log_probs_agree() {
         let mut p = policy(arch, 11);
         // Larger weights so distributions are far from uniform.
         let m = Policy::from_scratch(arch, CORPUS, |_| {}, 11).unwrap();
-        p.model =
-            crate::Decoder::random(m.model.config().clone(), 5, 0.3, DType::F32, &crate::test_util::test_device())
-                .unwrap();
+        p.model = crate::Decoder::random(
+            m.model.config().clone(),
+            5,
+            0.3,
+            DType::F32,
+            &crate::test_util::test_device(),
+        )
+        .unwrap();
         let reqs: Vec<GenRequest> = ["go to fridge", "take apple from the fridge now please"]
             .iter()
             .enumerate()
@@ -349,11 +354,18 @@ fn logits_match_transformers_reference() {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let ids: Vec<Vec<u32>> = serde_json::from_value(v["input_ids"].clone()).unwrap();
         let want: Vec<Vec<Vec<f32>>> = serde_json::from_value(v["logits"].clone()).unwrap();
-        let (model, _) = crate::load::hf::load_hf_dir(&dir, DType::F32, &crate::test_util::test_device()).unwrap();
-        let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-        let inp =
-            crate::ForwardInput::right_padded(model.config(), &refs, 0, DType::F32, &crate::test_util::test_device())
+        let (model, _) =
+            crate::load::hf::load_hf_dir(&dir, DType::F32, &crate::test_util::test_device())
                 .unwrap();
+        let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        let inp = crate::ForwardInput::right_padded(
+            model.config(),
+            &refs,
+            0,
+            DType::F32,
+            &crate::test_util::test_device(),
+        )
+        .unwrap();
         for mode in [Mode::Train, Mode::Infer] {
             let got: Vec<Vec<Vec<f32>>> =
                 model.forward_logits(&inp, mode).unwrap().to_vec3().unwrap();

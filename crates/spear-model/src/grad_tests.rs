@@ -18,7 +18,8 @@ fn tiny(arch: Arch, interleaved: bool) -> Decoder {
     for (i, n) in names.iter().enumerate() {
         if n.contains("norm") || n.ends_with("bias") {
             let v = d.params().get(n).unwrap().clone();
-            let noise = Tensor::randn(0f64, 0.2, v.shape(), &crate::test_util::test_device()).unwrap();
+            let noise =
+                Tensor::randn(0f64, 0.2, v.shape(), &crate::test_util::test_device()).unwrap();
             let base = if n.ends_with("bias") { 0.0 } else { 1.0 };
             v.set(&((noise + base).unwrap() + (i as f64) * 1e-3).unwrap())
                 .unwrap();
@@ -31,7 +32,14 @@ fn tiny(arch: Arch, interleaved: bool) -> Decoder {
 /// A loss touching every output: NLL of fixed targets plus 0.1 x mean entropy, with padding.
 fn loss(d: &Decoder) -> Tensor {
     let seqs: [&[u32]; 2] = [&[1, 5, 7, 2, 9], &[3, 4, 22]];
-    let input = ForwardInput::right_padded(d.config(), &seqs, 0, DType::F64, &crate::test_util::test_device()).unwrap();
+    let input = ForwardInput::right_padded(
+        d.config(),
+        &seqs,
+        0,
+        DType::F64,
+        &crate::test_util::test_device(),
+    )
+    .unwrap();
     let logits = d.forward_logits(&input, Mode::Train).unwrap();
     let (lp, ent) = log_probs_and_entropy(&logits, true).unwrap();
     // Targets: next tokens of row 0 (positions 0..4) and row 1 (positions 0..2).
@@ -74,13 +82,17 @@ fn check_family(arch: Arch, interleaved: bool) {
             let eval = |delta: f64| {
                 let mut x = orig.clone();
                 x[idx] += delta;
-                var.set(&Tensor::from_vec(x, var.shape(), &crate::test_util::test_device()).unwrap())
-                    .unwrap();
+                var.set(
+                    &Tensor::from_vec(x, var.shape(), &crate::test_util::test_device()).unwrap(),
+                )
+                .unwrap();
                 loss(&d).to_scalar::<f64>().unwrap()
             };
             let fd = (eval(eps) - eval(-eps)) / (2.0 * eps);
-            var.set(&Tensor::from_vec(orig, var.shape(), &crate::test_util::test_device()).unwrap())
-                .unwrap();
+            var.set(
+                &Tensor::from_vec(orig, var.shape(), &crate::test_util::test_device()).unwrap(),
+            )
+            .unwrap();
             let rel = (fd - g[idx]).abs() / (fd.abs() + g[idx].abs()).max(1e-6);
             worst = worst.max(rel);
             assert!(
@@ -130,8 +142,14 @@ fn fused_inference_matches_composed_training_path() {
         let cfg = ModelConfig::tiny(arch, 40);
         let d = Decoder::random(cfg, 9, 0.2, DType::F32, &crate::test_util::test_device()).unwrap();
         let seqs: [&[u32]; 2] = [&[1, 5, 7, 2, 9, 30], &[3, 4, 22]];
-        let input =
-            ForwardInput::right_padded(d.config(), &seqs, 0, DType::F32, &crate::test_util::test_device()).unwrap();
+        let input = ForwardInput::right_padded(
+            d.config(),
+            &seqs,
+            0,
+            DType::F32,
+            &crate::test_util::test_device(),
+        )
+        .unwrap();
         let a = d.forward_logits(&input, Mode::Train).unwrap();
         let b = d.forward_logits(&input, Mode::Infer).unwrap();
         let diff = crate::test_util::max_abs_diff(&a, &b);

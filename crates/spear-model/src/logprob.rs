@@ -286,14 +286,20 @@ mod tests {
                 .to_dtype(dtype)
                 .unwrap();
             let targets = [0u32, 36, 5, 5, 17];
-            let w_lp = Tensor::new(&[0.3f32, -1.0, 2.0, 0.5, 1.5], &crate::test_util::test_device())
-                .unwrap()
-                .to_dtype(dtype)
-                .unwrap();
-            let w_h = Tensor::new(&[-0.7f32, 0.2, 1.1, 0.0, -2.0], &crate::test_util::test_device())
-                .unwrap()
-                .to_dtype(dtype)
-                .unwrap();
+            let w_lp = Tensor::new(
+                &[0.3f32, -1.0, 2.0, 0.5, 1.5],
+                &crate::test_util::test_device(),
+            )
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+            let w_h = Tensor::new(
+                &[-0.7f32, 0.2, 1.1, 0.0, -2.0],
+                &crate::test_util::test_device(),
+            )
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
             let run = |fused: bool, with_h: bool| {
                 let z = Var::from_tensor(&z0).unwrap();
                 let (lp, h) = if fused {

@@ -209,16 +209,28 @@ mod tests {
     #[test]
     fn rope_hand_value_and_fused_agree() {
         // d = 2, position 1, theta irrelevant (i = 0 -> freq 1): rotate (1, 0) by 1 rad.
-        let (c, s) = rope_tables(&[vec![1]], 2, 10000.0, DType::F32, &crate::test_util::test_device()).unwrap();
+        let (c, s) = rope_tables(
+            &[vec![1]],
+            2,
+            10000.0,
+            DType::F32,
+            &crate::test_util::test_device(),
+        )
+        .unwrap();
         let x = Tensor::new(&[[[[1f32, 0.]]]], &crate::test_util::test_device()).unwrap();
         let y = rope(&x, &c, &s, false, false).unwrap();
         close(
             &y,
-            &Tensor::new(&[[[[0.540302f32, 0.841471]]]], &crate::test_util::test_device()).unwrap(),
+            &Tensor::new(
+                &[[[[0.540302f32, 0.841471]]]],
+                &crate::test_util::test_device(),
+            )
+            .unwrap(),
             1e-6,
         );
         let pos = vec![vec![0, 1, 2, 7], vec![3, 4, 5, 6]];
-        let (c, s) = rope_tables(&pos, 8, 100.0, DType::F32, &crate::test_util::test_device()).unwrap();
+        let (c, s) =
+            rope_tables(&pos, 8, 100.0, DType::F32, &crate::test_util::test_device()).unwrap();
         let x = Tensor::randn(0f32, 1., (2, 3, 4, 8), &crate::test_util::test_device()).unwrap();
         for inter in [false, true] {
             close(

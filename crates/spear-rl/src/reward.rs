@@ -31,6 +31,11 @@ pub fn toolcall_mode_weight(mode: ToolCallReward, t: u64, max_toolcall_steps: u6
 /// The bonus goes into the episode score only, never into GiGPO step rewards.
 pub fn episode_score(extrinsic: f64, calls: u32, t: u64, cfg: &RewardConfig) -> f64 {
     let w = toolcall_mode_weight(cfg.toolcall_reward, t, cfg.max_toolcall_steps);
+    score_with_weight(extrinsic, calls, w, cfg)
+}
+
+/// [`episode_score`] with the tool-call weight w(t) = μ(t) already computed.
+fn score_with_weight(extrinsic: f64, calls: u32, w: f64, cfg: &RewardConfig) -> f64 {
     let r_tc = toolcall_reward(calls, cfg.toolcall_per_call, cfg.toolcall_cap);
     match cfg.toolcall_variant {
         ToolCallVariant::Agent => extrinsic + (r_tc * w).max(0.0),
@@ -48,15 +53,18 @@ pub fn episode_score(extrinsic: f64, calls: u32, t: u64, cfg: &RewardConfig) -> 
 
 /// Sets `score` of every sample of a freshly collected batch at step `t`
 /// (spec §2.8 step 2): `episode_score(episode_reward, calls, t)`, where calls =
-/// `episode_length` for the agent variant and `tool_calls` for math.
-pub fn assign_episode_scores(batch: &mut Batch, t: u64, cfg: &RewardConfig) {
+/// `episode_length` for the agent variant and `tool_calls` for math. Returns the tool-call
+/// weight μ(t) it used (the trainer logs it).
+pub fn assign_episode_scores(batch: &mut Batch, t: u64, cfg: &RewardConfig) -> f64 {
+    let w = toolcall_mode_weight(cfg.toolcall_reward, t, cfg.max_toolcall_steps);
     for s in &mut batch.samples {
         let calls = match cfg.toolcall_variant {
             ToolCallVariant::Agent => s.episode_length,
             ToolCallVariant::MathQwen25 | ToolCallVariant::MathQwen3 => s.tool_calls,
         };
-        s.score = episode_score(s.episode_reward, calls, t, cfg);
+        s.score = score_with_weight(s.episode_reward, calls, w, cfg);
     }
+    w
 }
 
 /// Invalid-action penalty (spec §2.2, §2.8 step 4; `apply_invalid_action_penalty`):

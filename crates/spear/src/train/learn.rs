@@ -10,10 +10,8 @@ use spear_rl::config::RlConfig;
 use spear_rl::drbot::{apply_response_filters, select_groups_by_std, FilterStats};
 use spear_rl::reward::{
     apply_invalid_action_penalty, assign_episode_scores, compute_step_returns_grouped,
-    toolcall_mode_weight,
 };
 use spear_rl::sample::{group_samples, restrict_groups, Batch, GroupIndex};
-use spear_rl::schedule::replay_weight;
 
 use super::update::UpdateStats;
 use crate::run_dir::{EpisodeRecord, IterationMetrics, PhaseTimes};
@@ -49,6 +47,8 @@ pub struct Iteration {
     pub filter_stats: FilterStats,
     /// Fraction of samples whose output parsed into a valid action.
     pub valid_rate: f64,
+    /// The tool-call weight μ(t) the scores used.
+    pub toolcall_coef: f64,
 }
 
 /// Spec §2.8 steps 2–5: step returns, episode scores s_i (with SPEAR's tool-call bonus at
@@ -65,7 +65,7 @@ pub fn prepare(
     let mut batch = Batch::new(out.samples);
     let groups = group_samples(&batch.samples);
     compute_step_returns_grouped(&mut batch, &groups, rl.gigpo.gamma);
-    assign_episode_scores(&mut batch, t, &rl.reward);
+    let toolcall_coef = assign_episode_scores(&mut batch, t, &rl.reward);
     for e in &mut episodes {
         if let Some(s) = batch.samples.iter().find(|s| s.traj_uid.0 == e.traj) {
             e.score = s.score;
@@ -106,6 +106,7 @@ pub fn prepare(
     apply_invalid_action_penalty(&mut kept, rl.reward.invalid_action_penalty);
     compute_advantages_grouped(&mut kept, &kept_groups, &rl.advantage, &rl.gigpo);
     Ok(Iteration {
+        toolcall_coef,
         marks,
         trained: kept.len(),
         kept,
@@ -148,14 +149,14 @@ pub struct IterationInputs<'a> {
     pub iteration: &'a Iteration,
     /// The update's statistics.
     pub stats: &'a UpdateStats,
-    /// The learner's config.
-    pub rl: &'a RlConfig,
     /// Samples stored in the replay buffer after the update.
     pub buffer_samples: u64,
     /// Replay samples trained on.
     pub replay_samples: u64,
     /// The replay's P50 baseline, when it fired.
     pub replay_p50: Option<f64>,
+    /// The replay loss weight γ(t) of the update plan (0 without replay).
+    pub sil_weight: f64,
     /// (generate seconds, environment seconds, generated tokens) of the rollout.
     pub rollout_times: (f64, f64, u64),
     /// Seconds of rewards, filters, advantages and buffer bookkeeping.
@@ -169,7 +170,7 @@ pub struct IterationInputs<'a> {
 /// The `metrics.jsonl` line of an iteration (wall times `save`, `total` and `elapsed` are
 /// filled by the caller).
 pub fn iteration_metrics(x: &IterationInputs<'_>) -> IterationMetrics {
-    let (it, stats, rl, t) = (x.iteration, x.stats, x.rl, x.t);
+    let (it, stats, t) = (x.iteration, x.stats, x.t);
     let episodes = &it.episodes;
     let on = stats.on_policy.mean();
     let rp = stats.replay.mean();
@@ -211,20 +212,8 @@ pub fn iteration_metrics(x: &IterationInputs<'_>) -> IterationMetrics {
             stats.grad_norms.iter().sum::<f64>() / stats.grad_norms.len() as f64
         },
         lr: stats.lr,
-        toolcall_coef: toolcall_mode_weight(
-            rl.reward.toolcall_reward,
-            t,
-            rl.reward.max_toolcall_steps,
-        ),
-        sil_weight: if rl.replay.enabled {
-            replay_weight(
-                t,
-                rl.replay.max_replay_loss_steps,
-                rl.replay.replay_loss_coef,
-            )
-        } else {
-            0.0
-        },
+        toolcall_coef: it.toolcall_coef,
+        sil_weight: x.sil_weight,
         buffer_samples: x.buffer_samples,
         replay_samples: x.replay_samples,
         replay_p50: x.replay_p50,
@@ -241,5 +230,203 @@ pub fn iteration_metrics(x: &IterationInputs<'_>) -> IterationMetrics {
         },
         elapsed: 0.0,
         extra: x.extra.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::RolloutOutput;
+    use crate::run_dir::TurnRecord;
+    use rand::SeedableRng;
+    use spear_rl::config::Estimator;
+    use spear_rl::drbot::ResponseFlags;
+    use spear_rl::sample::{GroupId, StepSample, TrajId};
+
+    /// Group g, trajectory k (global id 2g + k), `steps` steps; won trajectories get 10.
+    fn rollout(steps: &[(u64, u64, u32, bool)]) -> Collected {
+        let mut samples = vec![];
+        let mut episodes = vec![];
+        for &(g, k, n, won) in steps {
+            let traj = 2 * g + k;
+            for step in 0..n {
+                samples.push(StepSample {
+                    uid: GroupId(g),
+                    traj_uid: TrajId(traj),
+                    step_index: step,
+                    prompt_tokens: vec![1, 2],
+                    response_tokens: vec![3, 4],
+                    response_mask: vec![1, 1],
+                    old_log_probs: vec![-1.0, -1.0],
+                    step_reward: if won && step + 1 == n { 10.0 } else { 0.0 },
+                    episode_reward: if won { 10.0 } else { 0.0 },
+                    episode_length: n,
+                    tool_calls: n,
+                    is_action_valid: step != 1,
+                    anchor_obs: format!("room {step}"),
+                    collected_at: 1,
+                    score: 0.0,
+                    step_return: 0.0,
+                    advantage: 0.0,
+                });
+            }
+            episodes.push(EpisodeRecord {
+                traj,
+                group: g,
+                task_type: if g == 0 { "a".into() } else { "b".into() },
+                won,
+                episode_reward: if won { 10.0 } else { 0.0 },
+                turns: vec![TurnRecord::default(); n as usize],
+                ..Default::default()
+            });
+        }
+        let flags = vec![ResponseFlags::default(); samples.len()];
+        Collected {
+            out: RolloutOutput {
+                samples,
+                episodes,
+                ..Default::default()
+            },
+            flags,
+            sample_turns: SampleTurns::OnePerStep,
+            extra: BTreeMap::new(),
+            headline: String::new(),
+        }
+    }
+
+    fn rl() -> RlConfig {
+        let mut rl = RlConfig::default();
+        rl.advantage.estimator = Estimator::DrGrpo;
+        rl.drbot.rollout_filter_ratio = 1.0;
+        rl.drbot.power_of_two_subsample = false;
+        rl
+    }
+
+    #[test]
+    fn prepare_scores_filters_and_advantages() {
+        // Group 0: a win in 2 steps and a loss in 3; group 1: two losses.
+        let c = rollout(&[
+            (0, 0, 2, true),
+            (0, 1, 3, false),
+            (1, 0, 1, false),
+            (1, 1, 1, false),
+        ]);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let it = prepare(c, 1, &rl(), &mut rng).unwrap();
+        assert_eq!(it.marks.len(), 7);
+        assert_eq!(it.trained, 7, "filter off: every sample is trained on");
+        assert_eq!(
+            it.kept_groups,
+            spear_rl::sample::group_samples(&it.kept.samples)
+        );
+        // Step 1 of each trajectory that has one is invalid: 2 of 7.
+        assert!((it.valid_rate - 5.0 / 7.0).abs() < 1e-12);
+        // The winner's samples have a positive advantage, the loser's in its group negative.
+        for s in &it.kept.samples {
+            match (s.uid.0, s.traj_uid.0) {
+                (0, 0) => assert!(s.advantage > 0.0, "{s:?}"),
+                (0, 1) => assert!(s.advantage < 0.0, "{s:?}"),
+                _ => {}
+            }
+        }
+        // Episode scores were written into the records (the winner's with the tool bonus).
+        assert!(it.episodes[0].score >= 10.0);
+        assert!(it.toolcall_coef >= 0.0);
+    }
+
+    #[test]
+    fn the_std_filter_selects_whole_groups() {
+        // Group 1 has no spread: with ratio 0.5 only group 0 is kept.
+        let c = rollout(&[
+            (0, 0, 2, true),
+            (0, 1, 2, false),
+            (1, 0, 1, false),
+            (1, 1, 1, false),
+        ]);
+        let mut cfg = rl();
+        cfg.drbot.rollout_filter_ratio = 0.5;
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let it = prepare(c, 1, &cfg, &mut rng).unwrap();
+        assert_eq!(it.trained, 4);
+        assert!(it.kept.samples.iter().all(|s| s.uid.0 == 0));
+        assert_eq!(it.kept_groups.len(), 1);
+        assert_eq!(it.marks.len(), 6, "the records still see every sample");
+    }
+
+    #[test]
+    fn advantages_reach_the_turns_they_trained() {
+        let c = rollout(&[(0, 0, 2, true), (0, 1, 2, false)]);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut it = prepare(c.clone(), 1, &rl(), &mut rng).unwrap();
+        record_advantages(&mut it, SampleTurns::OnePerStep);
+        for (e, ep) in it.episodes.iter().enumerate() {
+            for (k, turn) in ep.turns.iter().enumerate() {
+                let s = it
+                    .kept
+                    .samples
+                    .iter()
+                    .find(|s| s.traj_uid.0 == e as u64 && s.step_index == k as u32)
+                    .unwrap();
+                assert_eq!(turn.advantage, Some(s.advantage));
+                assert!(!turn.masked);
+            }
+        }
+        // One sample per episode (math): every turn shares the sample's advantage.
+        let mut c1 = rollout(&[(0, 0, 1, true), (0, 1, 1, false)]);
+        for e in &mut c1.out.episodes {
+            e.turns = vec![TurnRecord::default(); 3];
+        }
+        let mut it = prepare(c1, 1, &rl(), &mut rng).unwrap();
+        record_advantages(&mut it, SampleTurns::WholeEpisode);
+        for (e, ep) in it.episodes.iter().enumerate() {
+            let a = it.kept.samples[e].advantage;
+            assert!(ep.turns.iter().all(|t| t.advantage == Some(a)));
+        }
+    }
+
+    #[test]
+    fn iteration_metrics_by_hand() {
+        let c = rollout(&[
+            (0, 0, 2, true),
+            (0, 1, 3, false),
+            (1, 0, 1, false),
+            (1, 1, 1, true),
+        ]);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let it = prepare(c, 1, &rl(), &mut rng).unwrap();
+        let stats = UpdateStats {
+            grad_norms: vec![1.0, 3.0],
+            tokens: 100,
+            secs: 2.0,
+            ..Default::default()
+        };
+        let mut extra = BTreeMap::new();
+        extra.insert("env".to_string(), serde_json::json!({"x": 1}));
+        let m = iteration_metrics(&IterationInputs {
+            t: 1,
+            iteration: &it,
+            stats: &stats,
+            sil_weight: 0.25,
+            buffer_samples: 3,
+            replay_samples: 0,
+            replay_p50: None,
+            rollout_times: (4.0, 1.0, 80),
+            adv_secs: 0.5,
+            eval_secs: 0.0,
+            extra,
+        });
+        assert_eq!(m.success_rate, 0.5);
+        assert_eq!(m.success_by_type["a"], 0.5);
+        assert_eq!(m.success_by_type["b"], 0.5);
+        assert_eq!(m.episode_length, 7.0 / 4.0);
+        assert_eq!(m.episode_reward, 5.0);
+        assert_eq!(m.samples, 7);
+        assert_eq!(m.grad_norm, 2.0);
+        assert_eq!(m.gen_tokens_per_s, 20.0);
+        assert_eq!(m.train_tokens_per_s, 50.0);
+        assert_eq!(m.sil_weight, 0.25);
+        // The environment's metrics land at the top level of the JSON line.
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["env"]["x"], 1);
     }
 }

@@ -552,7 +552,11 @@ impl Trainer {
             t,
             iteration: &it,
             stats: &stats,
-            rl: &rl,
+            sil_weight: if rl.replay.enabled {
+                plan.replay_weight
+            } else {
+                0.0
+            },
             buffer_samples: self.buffer.stored_samples() as u64,
             replay_samples: replay_samples.len() as u64,
             replay_p50,
