@@ -107,6 +107,55 @@ fn kl_loss_to_the_reference_end_to_end() {
 
 /// WebShop through the same trainer: a generated catalogue, the expert's warm start, two
 /// iterations, evaluation on the `test` goals, WebShop pages in the logged prompts.
+/// Same seed, same machine, same metrics: the WebShop path run twice (the household and math
+/// paths are covered by their kill -9 / resume equality tests).
+#[test]
+fn the_same_webshop_run_twice_gives_identical_metrics() {
+    let out = tmp("webshop-twice");
+    let sets = |name: &str| -> Vec<String> {
+        [
+            format!("run.out_dir={:?}", out.display().to_string()),
+            format!("run.name={name}"),
+            "run.iterations=2".to_string(),
+            "run.eval_every=2".into(),
+            "env.tasks_per_iter=2".into(),
+            "env.group_size=2".into(),
+            "env.max_turns=3".into(),
+            "env.webshop.products=200".into(),
+            "eval.episodes=2".into(),
+            "model.hidden_size=32".into(),
+            "model.intermediate_size=48".into(),
+            "model.num_layers=1".into(),
+            "sft.games=4".into(),
+            "sft.epochs=1".into(),
+            "sampling.max_new_tokens=12".into(),
+            "rl.drbot.max_response_length=12".into(),
+            "rl.drbot.filter_incomplete=false".into(),
+            "rl.drbot.rollout_filter_ratio=1.0".into(),
+        ]
+        .into_iter()
+        .collect()
+    };
+    for name in ["a", "b"] {
+        let o = run_train(&sets(name), &["--preset", "webshop-tiny"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (a, b) = (out.join("a"), out.join("b"));
+    let (ma, mb) = (
+        lines(&a.join("metrics.jsonl")),
+        lines(&b.join("metrics.jsonl")),
+    );
+    assert_eq!(ma.len(), 2);
+    for (x, y) in ma.iter().zip(&mb) {
+        assert_eq!(
+            common::without_timing(x.clone()),
+            common::without_timing(y.clone())
+        );
+    }
+    assert_eq!(lines(&a.join("eval.jsonl")), lines(&b.join("eval.jsonl")));
+    std::fs::remove_dir_all(&out).ok();
+}
+
 #[test]
 fn webshop_two_iterations_end_to_end() {
     let out = tmp("webshop");
