@@ -47,10 +47,12 @@ pub(crate) fn build_pool(
             let isolation = match isolation {
                 "bwrap" => Isolation::Bwrap,
                 "rlimits" => Isolation::RlimitsOnly,
-                o => return Err(value_error(format!(
+                o => {
+                    return Err(value_error(format!(
                     "unknown isolation {o:?}: use \"bwrap\" (the default, bubblewrap + rlimits) \
                          or \"rlimits\" (rlimits only: NOT an isolation boundary)"
-                ))),
+                )))
+                }
             };
             // Creating the cached venv (first use) and bubblewrap's self-test take time:
             // let other Python threads run meanwhile.
