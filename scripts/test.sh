@@ -7,7 +7,11 @@
 #     never runs unisolated unless a test asks for rlimits-only by name);
 #   - chromium: the report render test drives headless Chromium;
 #   - python3 with venv and pip: the sandbox's cached venv (numpy, sympy).
-# Then it runs `cargo test --workspace`. Extra arguments go to cargo test.
+# Then it runs `cargo test --workspace` (extra arguments go to cargo test), and
+# finally the Python package's tests: `pip install ./crates/spear-py` into a cached
+# venv (maturin builds the extension in the dev profile, whose optimised
+# dependencies cargo test has just built), then pytest on crates/spear-py/tests.
+# A failure to build or install the package fails the script: nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +31,18 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo test --workspace "$@"
+
+# The Python package (crates/spear-py, module spear_rs).
+py_start=$SECONDS
+PY_VENV="${SPEAR_PY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/spear/py-test-venv}"
+if [ ! -x "$PY_VENV/bin/python" ]; then
+  python3 -m venv "$PY_VENV" || { echo "scripts/test.sh: cannot create the venv $PY_VENV for the Python tests" >&2; exit 1; }
+fi
+"$PY_VENV/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" numpy \
+  || { echo "scripts/test.sh: cannot install maturin/pytest/numpy into $PY_VENV (PyPI needed once)" >&2; exit 1; }
+# `pip install ./crates/spear-py` is the documented install; the dev profile reuses cargo test's build.
+PATH="$PY_VENV/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev" "$PY_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+  --force-reinstall --no-deps --no-build-isolation ./crates/spear-py \
+  || { echo "scripts/test.sh: building the Python package (pip install ./crates/spear-py) failed" >&2; exit 1; }
+"$PY_VENV/bin/python" -m pytest -q -p no:cacheprovider crates/spear-py/tests
+echo "scripts/test.sh: Python package built and tested in $((SECONDS - py_start)) s"
