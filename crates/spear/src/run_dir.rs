@@ -412,26 +412,17 @@ pub fn append_jsonl<T: serde::Serialize>(path: &Path, rec: &T) -> anyhow::Result
 /// Keeps only the lines of a JSONL file whose `iteration` is at most `max_iter` (a run killed
 /// after logging but before its checkpoint resumes without duplicates).
 pub fn truncate_jsonl(path: &Path, max_iter: u64) -> anyhow::Result<()> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path)?;
-    let kept: String = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v.get("iteration").and_then(|i| i.as_u64()))
-                .is_some_and(|i| i <= max_iter)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    spear_model::checkpoint::write_atomic(path, kept.as_bytes())?;
-    Ok(())
+    keep_lines_by_iteration(path, |i| i <= max_iter)
 }
 
 /// Removes the lines of a JSONL file whose `iteration` is `iteration` (and unparsable lines).
 pub fn drop_iteration_lines(path: &Path, iteration: u64) -> anyhow::Result<()> {
+    keep_lines_by_iteration(path, |i| i != iteration)
+}
+
+/// Rewrites a JSONL file (atomically) with the lines whose `iteration` passes `keep`; lines
+/// without one (a half-written line) are dropped. A missing file is left missing.
+fn keep_lines_by_iteration(path: &Path, keep: impl Fn(u64) -> bool) -> anyhow::Result<()> {
     if !path.exists() {
         return Ok(());
     }
@@ -442,7 +433,7 @@ pub fn drop_iteration_lines(path: &Path, iteration: u64) -> anyhow::Result<()> {
             serde_json::from_str::<serde_json::Value>(l)
                 .ok()
                 .and_then(|v| v.get("iteration").and_then(|i| i.as_u64()))
-                .is_some_and(|i| i != iteration)
+                .is_some_and(&keep)
         })
         .map(|l| format!("{l}\n"))
         .collect();
