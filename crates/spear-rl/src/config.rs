@@ -343,9 +343,6 @@ pub struct RlConfig {
     pub update: UpdateConfig,
     /// Policy loss: PPO-clip / Clip-Cov / KL-Cov, aggregation, KL and entropy (spec §2.5, §4.3, §4.4).
     pub loss: crate::loss::LossConfig,
-    /// Seed of every random choice in this crate (group-filter subsampling,
-    /// replay draw), via `ChaCha8Rng::seed_from_u64`. Default 0 (`env.seed`, spec §5.2).
-    pub seed: u64,
 }
 
 impl RlConfig {

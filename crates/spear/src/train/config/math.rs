@@ -3,10 +3,10 @@
 //! (spec §2.2, §5.3; docs/math.md "What a math-spear / math-grpo preset needs").
 
 use serde::{Deserialize, Serialize};
-use spear_envs::math::data::generator::FAMILIES;
-use spear_rl::config::{ConfigError, RlConfig, ToolCallReward, ToolCallVariant};
+use spear_envs::math::data::generator::Family;
+use spear_rl::config::ConfigError;
 
-use super::config::{check_pos, EvalConfig};
+use super::check::check_pos;
 
 /// Where training problems come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +102,7 @@ pub struct MathConfig {
     pub levels: Vec<u64>,
     /// Generator families (`big_arithmetic`, `modular`, `combinatorics`, `number_theory`,
     /// `linear_system`, `sequence`); empty = all six.
-    pub families: Vec<String>,
+    pub families: Vec<Family>,
     /// Training problems (generated: this many; dapo: the first this many, 0 = all).
     pub train_problems: u64,
     /// Problems per evaluation split (`held_out`: generated; `aime24`/`aime25`: the first
@@ -158,13 +158,10 @@ impl Default for MathConfig {
     }
 }
 
-/// Evaluation splits of a math run.
-pub const MATH_EVAL_SPLITS: [&str; 3] = ["held_out", "aime24", "aime25"];
-
 impl MathConfig {
-    /// Checks `[env.math]` and the keys of other sections that a math run reads differently
-    /// (`eval.splits`, `rl.reward.toolcall_variant`), naming the dotted key.
-    pub fn validate(&self, eval: &EvalConfig, rl: &RlConfig) -> Result<(), ConfigError> {
+    /// Checks `[env.math]`, naming the dotted key (what it asks of other sections is checked
+    /// by `TrainConfig::validate`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.source == MathSource::Dapo && self.dapo_path.is_empty() {
             return Err(ConfigError::new(
                 "env.math.dapo_path",
@@ -175,13 +172,6 @@ impl MathConfig {
             return Err(ConfigError::new(
                 "env.math.levels",
                 format!("level {l} does not exist; levels are 1, 2 and 3"),
-            ));
-        }
-        let known: Vec<&str> = FAMILIES.iter().map(|f| f.name()).collect();
-        if let Some(f) = self.families.iter().find(|f| !known.contains(&f.as_str())) {
-            return Err(ConfigError::new(
-                "env.math.families",
-                format!("unknown family {f:?}; allowed: {}", known.join(", ")),
             ));
         }
         if self.source == MathSource::Generated {
@@ -210,41 +200,6 @@ impl MathConfig {
             return Err(ConfigError::new(
                 "env.math.sandbox.url",
                 "empty; backend = \"http\" needs the SandboxFusion /run_code URL",
-            ));
-        }
-        for split in &eval.splits {
-            if !MATH_EVAL_SPLITS.contains(&split.as_str()) {
-                return Err(ConfigError::new(
-                    "eval.splits",
-                    format!(
-                        "unknown math split {split:?}; allowed: {}",
-                        MATH_EVAL_SPLITS.join(", ")
-                    ),
-                ));
-            }
-        }
-        if eval.splits.iter().any(|s| s == "held_out") {
-            check_pos("env.math.eval_problems", self.eval_problems)?;
-        }
-        // verl's `response_length` is both the budget and Dr.BoT's overlong threshold (and the
-        // `seq-mean-token-sum-norm` length): keep them one number.
-        if rl.drbot.max_response_length != self.max_response_tokens {
-            return Err(ConfigError::new(
-                "rl.drbot.max_response_length",
-                format!(
-                    "{} differs from env.math.max_response_tokens = {}; for math they are one \
-                     number (verl's response_length): set both",
-                    rl.drbot.max_response_length, self.max_response_tokens
-                ),
-            ));
-        }
-        if rl.reward.toolcall_reward != ToolCallReward::None
-            && rl.reward.toolcall_variant == ToolCallVariant::Agent
-        {
-            return Err(ConfigError::new(
-                "rl.reward.toolcall_variant",
-                "`agent` counts environment steps; math needs `math_qwen3` or `math_qwen25` \
-                 (or rl.reward.toolcall_reward = \"none\")",
             ));
         }
         Ok(())
