@@ -194,9 +194,9 @@ pub struct ModelSection {
     pub arch: TinyArch,
     /// Tiny model: tokenizer (`words` or `exact`). Default `words`.
     pub tokenizer: TinyTokenizer,
-    /// Tiny model: hidden size, in units (a multiple of `num_heads`). Default 128.
+    /// Tiny model: hidden size, in features per token (a multiple of `num_heads`). Default 128.
     pub hidden_size: u64,
-    /// Tiny model: MLP inner size, in units. Default 256.
+    /// Tiny model: MLP inner size, in features. Default 256.
     pub intermediate_size: u64,
     /// Tiny model: decoder layers. Default 4.
     pub num_layers: u64,

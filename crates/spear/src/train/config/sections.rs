@@ -75,7 +75,7 @@ impl Default for SamplingSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimConfig {
-    /// Peak learning rate, per optimizer step. Default 1e-6 (spec §5.2).
+    /// Peak learning rate (AdamW step size). Default 1e-6 (spec §5.2).
     pub lr: f64,
     /// Linear warmup, in optimizer steps. Default 0.
     pub warmup_steps: u64,
@@ -116,7 +116,7 @@ pub struct SftConfig {
     pub epochs: u64,
     /// Step-samples per optimizer step. Default 32.
     pub batch_size: u64,
-    /// Peak learning rate per optimizer step (cosine decay to 10 %, 5 % warmup). Default 1e-4.
+    /// Peak learning rate (cosine decay to 10 %, 5 % warmup). Default 1e-4.
     pub lr: f64,
 }
 

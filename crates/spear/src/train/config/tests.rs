@@ -262,3 +262,142 @@ fn typed_values_parse_once_and_keep_their_spelling() {
         .unwrap_err();
     assert_eq!(e.key, "model.device");
 }
+
+/// Issue 12 (TRL's `GRPOConfig` as the model): every key `--print-config` writes has a doc
+/// comment on its field that states the default. (Units are checked by reading, not here.)
+#[test]
+fn every_printed_key_documents_its_default() {
+    const SOURCES: [&str; 7] = [
+        include_str!("mod.rs"),
+        include_str!("sections.rs"),
+        include_str!("env.rs"),
+        include_str!("math.rs"),
+        include_str!("model.rs"),
+        include_str!("../../../../spear-rl/src/config.rs"),
+        include_str!("../../../../spear-rl/src/loss/config.rs"),
+    ];
+    // Which struct each printed table is.
+    const TABLES: [(&str, &str); 19] = [
+        ("", "TrainConfig"),
+        ("run", "RunConfig"),
+        ("env", "EnvConfig"),
+        ("env.household", "HouseholdConfig"),
+        ("env.webshop", "WebshopConfig"),
+        ("env.math", "MathConfig"),
+        ("env.math.sandbox", "SandboxSection"),
+        ("model", "ModelSection"),
+        ("sampling", "SamplingSection"),
+        ("optim", "OptimConfig"),
+        ("sft", "SftConfig"),
+        ("eval", "EvalConfig"),
+        ("rl", "RlConfig"),
+        ("rl.advantage", "AdvantageConfig"),
+        ("rl.gigpo", "GigpoConfig"),
+        ("rl.reward", "RewardConfig"),
+        ("rl.drbot", "DrBotConfig"),
+        ("rl.replay", "ReplayConfig"),
+        ("rl.update", "UpdateConfig"),
+    ];
+    // (struct, field) → its doc comment.
+    let mut docs = std::collections::BTreeMap::new();
+    for src in SOURCES {
+        let mut current: Option<String> = None;
+        let mut doc = String::new();
+        for line in src.lines() {
+            let t = line.trim();
+            if let Some(rest) = t.strip_prefix("pub struct ") {
+                current = rest.strip_suffix('{').map(|n| n.trim().to_string());
+            } else if t == "}" {
+                current = None;
+            } else if let Some(d) = t.strip_prefix("///") {
+                doc.push_str(d);
+                doc.push(' ');
+                continue;
+            } else if let (Some(s), Some(rest)) = (&current, t.strip_prefix("pub ")) {
+                if let Some((field, _)) = rest.split_once(':') {
+                    docs.insert((s.clone(), field.trim().to_string()), doc.clone());
+                }
+            }
+            if !t.starts_with("#[") {
+                doc.clear();
+            }
+        }
+    }
+    let struct_of = |table: &str| {
+        let loss = (table == "rl.loss").then_some("LossConfig");
+        loss.or_else(|| TABLES.iter().find(|(t, _)| *t == table).map(|(_, s)| *s))
+            .unwrap_or_else(|| panic!("[{table}] is printed but not in TABLES"))
+    };
+    fn walk(table: &str, value: &toml::Table, check: &mut dyn FnMut(&str, &str, &toml::Value)) {
+        for (k, v) in value {
+            check(table, k, v);
+            if let toml::Value::Table(t) = v {
+                let path = if table.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{table}.{k}")
+                };
+                walk(&path, t, check);
+            }
+        }
+    }
+    let mut missing = vec![];
+    let mut checked = 0;
+    let mut configs = vec![TrainConfig::default()];
+    configs.extend(crate::train::presets::PRESETS.map(|p| p.config()));
+    for c in configs {
+        let printed: toml::Table = toml::from_str(&c.to_toml_string()).unwrap();
+        walk("", &printed, &mut |table, key, value| {
+            let doc = docs.get(&(struct_of(table).to_string(), key.to_string()));
+            let is_table = value.is_table();
+            let ok =
+                doc.is_some_and(|d| !d.trim().is_empty() && (is_table || d.contains("Default")));
+            if !ok {
+                missing.push(format!("{table}.{key}"));
+            }
+            checked += 1;
+        });
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "keys without a doc comment stating the default: {missing:?}"
+    );
+    assert!(checked > 100, "{checked}");
+
+    // The stated default is the value `TrainConfig::default()` prints (numbers, booleans,
+    // `names`, `empty`); wordier statements ("Default: the preset's name") are not checked.
+    let printed: toml::Table = toml::from_str(&TrainConfig::default().to_toml_string()).unwrap();
+    let mut wrong = vec![];
+    walk("", &printed, &mut |table, key, value| {
+        let Some(doc) = docs.get(&(struct_of(table).to_string(), key.to_string())) else {
+            return;
+        };
+        let Some((_, after)) = doc.split_once("Default") else {
+            return;
+        };
+        let Some(raw) = after.trim_start_matches(':').split_whitespace().next() else {
+            return;
+        };
+        let token = raw.trim_end_matches(['.', ',', ';']);
+        let quoted = token.starts_with('`');
+        let token = token.trim_matches('`');
+        let agrees = match value {
+            toml::Value::Integer(n) => token.parse::<f64>().ok().map(|t| t == *n as f64),
+            toml::Value::Float(x) => token.parse::<f64>().ok().map(|t| t == *x),
+            toml::Value::Boolean(b) => token.parse::<bool>().ok().map(|t| t == *b),
+            toml::Value::String(v) if token == "empty" => Some(v.is_empty()),
+            toml::Value::String(v) => quoted.then(|| token == v),
+            toml::Value::Array(a) if token == "empty" => Some(a.is_empty()),
+            toml::Value::Array(_) => quoted.then(|| token == value.to_string()),
+            _ => None,
+        };
+        if agrees == Some(false) {
+            wrong.push(format!(
+                "{table}.{key}: doc says {token}, default is {value}"
+            ));
+        }
+    });
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
