@@ -224,8 +224,7 @@ pub struct EvalArgs {
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// With --checkpoint: a split to evaluate instead of the run's `eval.splits` (repeatable;
-    /// household: valid_seen, valid_unseen, train; WebShop: test; math: held_out, aime24,
-    /// aime25).
+    /// one of the run's environment).
     #[arg(long, value_enum, conflicts_with = "preset")]
     split: Vec<EvalSplit>,
     /// With --checkpoint: episodes (default: the run's `eval.episodes`); math runs: problems
