@@ -90,7 +90,7 @@ pub struct AdvantageConfig {
     /// step-sample of the group enters μ/σ (longer trajectories weigh more).
     /// `false`: one score per trajectory. Default `true`.
     pub step_weighted: bool,
-    /// ε in (s − μ)/(σ + ε) (spec §4.1). Default 1e-6.
+    /// ε in (s − μ)/(σ + ε), in score units (spec §4.1). Default 1e-6.
     pub epsilon: f64,
 }
 
@@ -108,7 +108,8 @@ impl Default for AdvantageConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GigpoConfig {
-    /// Discount γ of the step returns (`algorithm.gamma`, spec §4.2). Default 0.95.
+    /// Discount γ of the step returns, per environment step (`algorithm.gamma`, spec §4.2).
+    /// Default 0.95.
     pub gamma: f64,
     /// Step-advantage weight ω (`gigpo.step_advantage_w`, spec §4.2). Default 1.0.
     pub step_advantage_weight: f64,
@@ -158,13 +159,15 @@ pub struct RewardConfig {
     pub toolcall_reward: ToolCallReward,
     /// Reward-function variant (spec §2.2). Default `agent`.
     pub toolcall_variant: ToolCallVariant,
-    /// T_decay = `max_toolcall_steps` (spec §2.6, §8 item 3). Default 200.
+    /// T_decay = `max_toolcall_steps`, in training iterations (spec §2.6, §8 item 3).
+    /// Default 200.
     pub max_toolcall_steps: u64,
-    /// r_tc per call (spec §2.2: 0.1). Default 0.1.
+    /// r_tc per tool call, in reward units (spec §2.2). Default 0.1.
     pub toolcall_per_call: f64,
-    /// Cap of r_tc (spec §2.2: 1.0). Default 1.0.
+    /// Cap of r_tc, in reward units (spec §2.2). Default 1.0.
     pub toolcall_cap: f64,
-    /// Invalid-action penalty coefficient (spec §2.2, all verl-agent scripts). Default 0.1.
+    /// Invalid-action penalty, in reward units per invalid step (spec §2.2, all verl-agent
+    /// scripts). Default 0.1.
     pub invalid_action_penalty: f64,
 }
 
@@ -193,13 +196,14 @@ pub struct DrBotConfig {
     pub filter_repetitive: bool,
     /// Mask responses containing mojibake markers (spec §3). Default true.
     pub filter_unreadable: bool,
-    /// `max_response_length` in tokens (spec §5.2: 512). Default 512.
+    /// `max_response_length`, in tokens (spec §5.2; math: `env.math.max_response_tokens`).
+    /// Default 512.
     pub max_response_length: u64,
-    /// n of the repetition n-gram (spec §3: 20). Default 20.
+    /// n of the repetition n-gram, in tokens (spec §3). Default 20.
     pub repetition_ngram: u64,
-    /// Occurrences of one n-gram that flag a response (spec §3: ≥ 10). Default 10.
+    /// Occurrences of one n-gram that flag a response (spec §3: ≥ 10; at least 2). Default 10.
     pub repetition_threshold: u64,
-    /// `rollout_filter_ratio`: fraction of groups kept by intra-group reward std
+    /// `rollout_filter_ratio`: fraction (in (0, 1]) of groups kept by intra-group reward std
     /// (spec §3). 1.0 turns the group filter off. Default 0.75.
     pub rollout_filter_ratio: f64,
     /// After the group filter, randomly subsample the kept step-samples to the
@@ -251,15 +255,16 @@ pub enum RecalibratedKeep {
 pub struct ReplayConfig {
     /// `enable_trajectory_replay` (spec §2.9). Default true.
     pub enabled: bool,
-    /// `trajectory_buffer_size`: the most samples replayed at once (spec §2.3). Default 2048.
+    /// `trajectory_buffer_size`: the most step-samples replayed at once (spec §2.3).
+    /// Default 2048.
     pub buffer_size: u64,
-    /// Replay triggers when the fill measure exceeds `trigger_factor·buffer_size`
-    /// (spec §2.3: 1.5). Default 1.5.
+    /// Replay triggers when the fill measure exceeds `trigger_factor·buffer_size` (a
+    /// multiple of the buffer size, spec §2.3). Default 1.5.
     pub trigger_factor: f64,
     /// `baseline_buffer_size`: D_R capacity in group entries (spec §2.4). Default 10240.
     pub baseline_buffer_size: u64,
-    /// `trajectory_tolerate_steps` (spec §2.3): entries older than this many
-    /// steps behind the newest one are dropped. The official code caps it at 10;
+    /// `trajectory_tolerate_steps` (spec §2.3): entries older than this many training
+    /// iterations behind the newest one are dropped. The official code caps it at 10;
     /// larger values are rejected. Default 5.
     pub tolerate_steps: u64,
     /// Replay advantage mode (spec §2.3, §2.4). Default `p50_baseline`.
@@ -271,11 +276,14 @@ pub struct ReplayConfig {
     pub keep: RecalibratedKeep,
     /// Insert only samples with at least one tool call (math fork, spec §2.3). Default false.
     pub require_tool_call: bool,
-    /// Skip replay when fewer samples are drawn (`n_gpus_per_node·nnodes`, spec §2.3). Default 1.
+    /// Skip replay when fewer step-samples are drawn (`n_gpus_per_node·nnodes`, spec §2.3).
+    /// Default 1.
     pub min_replay_samples: u64,
-    /// c = `replay_loss_coef` of γ(t) (spec §2.6). Default 1.0.
+    /// c = `replay_loss_coef`, the final weight of γ(t) (a loss multiplier, spec §2.6).
+    /// Default 1.0.
     pub replay_loss_coef: f64,
-    /// T_warm = `max_replay_loss_steps` (spec §2.6, §8 item 2; 300 for math). Default 200.
+    /// T_warm = `max_replay_loss_steps`, in training iterations (spec §2.6, §8 item 2; 300 for
+    /// math). Default 200.
     pub max_replay_loss_steps: u64,
 }
 
@@ -302,14 +310,15 @@ impl Default for ReplayConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpdateConfig {
-    /// `ppo_epochs` (spec §5.2). Default 1.
+    /// `ppo_epochs`: passes over the iteration's samples (spec §5.2). Default 1.
     pub ppo_epochs: u64,
     /// Mini-batch size in step-samples for one optimizer step, on-policy and
     /// replay alike (`ppo_mini_batch_size`, spec §2.5, §5.2: 1024 ALFWorld). Default 1024.
     pub mini_batch_size: u64,
     /// Micro-batch size in step-samples (spec §5.2: 8). Must divide `mini_batch_size`. Default 8.
     pub micro_batch_size: u64,
-    /// Gradient-norm clip before each optimizer step (spec §2.7, §5.2). Default 1.0.
+    /// Gradient-norm clip before each optimizer step, a global L2 norm (spec §2.7, §5.2).
+    /// Default 1.0.
     pub grad_clip: f64,
 }
 
@@ -343,9 +352,6 @@ pub struct RlConfig {
     pub update: UpdateConfig,
     /// Policy loss: PPO-clip / Clip-Cov / KL-Cov, aggregation, KL and entropy (spec §2.5, §4.3, §4.4).
     pub loss: crate::loss::LossConfig,
-    /// Seed of every random choice in this crate (group-filter subsampling,
-    /// replay draw), via `ChaCha8Rng::seed_from_u64`. Default 0 (`env.seed`, spec §5.2).
-    pub seed: u64,
 }
 
 impl RlConfig {

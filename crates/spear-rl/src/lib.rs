@@ -30,7 +30,7 @@
 //! compute_advantages(&mut batch, &cfg.advantage, &cfg.gigpo);
 //! assert_eq!(batch.advantages(), vec![5.0, -5.0]); // Dr.GRPO: s − mean(10, 0)
 //!
-//! let mut buffer = ReplayBuffer::new(&cfg.replay, cfg.seed);
+//! let mut buffer = ReplayBuffer::new(&cfg.replay, 0); // seed of the replay draws
 //! assert!(buffer.maybe_replay().is_none()); // far below the 3072-sample trigger
 //! buffer.update(&batch, 1); // stores the A > 0 sample, records D_R
 //! assert_eq!(buffer.stored_samples(), 1);

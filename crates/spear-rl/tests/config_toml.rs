@@ -16,10 +16,9 @@ fn defaults_round_trip_through_toml() {
 #[test]
 fn partial_file_overrides_only_its_keys() {
     let c = RlConfig::from_toml_str(
-        "seed = 7\n[advantage]\nestimator = \"gigpo\"\n[replay]\ntolerate_steps = 3\nadvantage = { weight_decay = 0.9 }\n",
+        "[advantage]\nestimator = \"gigpo\"\n[replay]\ntolerate_steps = 3\nadvantage = { weight_decay = 0.9 }\n",
     )
     .unwrap();
-    assert_eq!(c.seed, 7);
     assert_eq!(c.advantage.estimator, Estimator::Gigpo);
     assert_eq!(c.replay.tolerate_steps, 3);
     assert_eq!(c.replay.advantage, ReplayAdvantage::WeightDecay(0.9));
@@ -37,6 +36,9 @@ fn unknown_keys_are_named() {
     assert_eq!(e.key, "bogus", "{e}");
     let e = RlConfig::from_toml_str("[nope]\nx = 1\n").unwrap_err();
     assert_eq!(e.key, "nope", "{e}");
+    // The run's seed is the trainer's `run.seed`; the trainer drops an old `rl.seed` itself.
+    let e = RlConfig::from_toml_str("seed = 7\n").unwrap_err();
+    assert_eq!(e.key, "seed", "{e}");
 }
 
 #[test]

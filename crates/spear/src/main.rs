@@ -21,7 +21,7 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Supervised warm start from expert demonstrations.
     Sft(cli::train::SftArgs),
-    /// Evaluate a checkpoint or a preset (success rate per task type, AIME avg@k/pass@k).
+    /// Evaluate a run's checkpoint (`--checkpoint`) or a model on AIME (`--preset aime24`).
     Eval(cli::train::EvalArgs),
     /// Write an HTML report comparing one or more runs.
     Report(cli::report::ReportArgs),
@@ -127,35 +127,6 @@ enum BenchEnv {
     Webshop(cli::webshop::BenchArgs),
 }
 
-/// `spear eval --preset aime24|aime25 …` has its own options (math evaluation, issue #7).
-#[derive(Parser, Debug)]
-#[command(
-    name = "spear eval",
-    about = "AIME evaluation: avg@k and pass@k (spec §5.3, §5.4)"
-)]
-struct AimeEvalCli {
-    #[command(flatten)]
-    args: cli::math::AimeEvalArgs,
-}
-
-/// The AIME arguments when the command line is `spear eval --preset aime…`.
-fn aime_eval_argv() -> Option<Vec<String>> {
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) != Some("eval") {
-        return None;
-    }
-    let preset = argv.iter().enumerate().find_map(|(i, a)| {
-        a.strip_prefix("--preset=")
-            .map(str::to_string)
-            .or_else(|| (a == "--preset").then(|| argv.get(i + 1).cloned().unwrap_or_default()))
-    })?;
-    cli::math::is_aime_preset(&preset).then(|| {
-        std::iter::once("spear eval".to_string())
-            .chain(argv.into_iter().skip(2))
-            .collect()
-    })
-}
-
 /// Logs of the library crates go through `tracing`; `RUST_LOG` filters them (default: warnings,
 /// and the spear crates' progress notes at `info`). They print on stderr, like the progress
 /// bars.
@@ -175,14 +146,6 @@ fn install_logging() {
 
 fn main() {
     install_logging();
-    if let Some(argv) = aime_eval_argv() {
-        let a = AimeEvalCli::parse_from(argv);
-        if let Err(err) = cli::math::eval_aime(&a.args) {
-            eprintln!("error: {err:#}");
-            std::process::exit(1);
-        }
-        return;
-    }
     let cli = Cli::parse();
     if let Err(err) = run(cli) {
         // `{:#}` prints the whole context chain on one line: what failed and why.

@@ -265,3 +265,106 @@ fn bad_config_names_the_key() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("iterations = 3"));
 }
+
+/// A malformed `--config` file: the error gives the line and column and shows the line; an
+/// error about a key the file spells out gives its line too (issue 12).
+#[test]
+fn bad_config_file_keeps_line_and_column() {
+    let dir = tmp("bad-config-file");
+    let file = dir.join("c.toml");
+    std::fs::write(&file, "[run]\niterations = 3\n[env\ngroup_size = 2\n").unwrap();
+    let o = spear()
+        .args(["train", "--print-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains(&file.display().to_string()), "{e}");
+    assert!(e.contains("line 3, column 5"), "{e}");
+    assert!(e.contains("3 | [env"), "{e}");
+
+    std::fs::write(
+        &file,
+        "[run]\nname = \"x\"\n\n[env]\ngroup_size = \"eight\"\n",
+    )
+    .unwrap();
+    let o = spear()
+        .args(["train", "--print-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("env.group_size"), "{e}");
+    assert!(e.contains("line 5, column 14"), "{e}");
+    assert!(e.contains("5 | group_size = \"eight\""), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A corrupted `config.toml` of a run: `--resume` names the file, the line and the column.
+#[test]
+fn bad_config_toml_on_resume_keeps_line_and_column() {
+    let run = tmp("bad-config-resume");
+    std::fs::write(
+        run.join("config.toml"),
+        "[run]\nname = \"r\"\niterations = = 4\n",
+    )
+    .unwrap();
+    let o = spear()
+        .arg("train")
+        .arg("--resume")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("config.toml"), "{e}");
+    assert!(e.contains("line 3, column 14"), "{e}");
+    assert!(e.contains("3 | iterations = = 4"), "{e}");
+    std::fs::remove_dir_all(&run).ok();
+}
+
+/// `config.toml` files of earlier versions hold `rl.seed`, which nothing read: they still load,
+/// with a warning that names `run.seed`, and the key is no longer written.
+#[test]
+fn bad_config_old_rl_seed_is_ignored_with_a_warning() {
+    let dir = tmp("old-rl-seed");
+    let file = dir.join("old.toml");
+    std::fs::write(&file, "[run]\nseed = 3\n\n[rl]\nseed = 3\n").unwrap();
+    let o = spear()
+        .args(["train", "--print-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("rl.seed") && e.contains("ignored") && e.contains("run.seed"),
+        "{e}"
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    let written: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(written["run"]["seed"].as_integer(), Some(3));
+    assert!(
+        !written["rl"].as_table().unwrap().contains_key("seed"),
+        "{text}"
+    );
+    // The same on --resume (from a checkpoint the run does not have: it stops right after
+    // reading its config).
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::copy(&file, run.join("config.toml")).unwrap();
+    let o = spear()
+        .arg("train")
+        .arg("--resume")
+        .arg(&run)
+        .args(["--from", "iter_000001"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("rl.seed") && e.contains("ignored"), "{e}");
+    assert!(!e.contains("invalid config value"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

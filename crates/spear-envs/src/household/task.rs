@@ -2,8 +2,12 @@
 
 use std::fmt;
 
-/// An ALFWorld task type (`alfred_tw_env.TASK_TYPES`, ids 1–6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// An ALFWorld task type (`alfred_tw_env.TASK_TYPES`, ids 1–6); serialised as
+/// [`TaskType::as_str`] (the trainer's `env.household.task_types`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum TaskType {
     /// 1: put an object in a receptacle.
     PickAndPlaceSimple,

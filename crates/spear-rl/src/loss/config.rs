@@ -72,48 +72,54 @@ pub enum LossPass {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossConfig {
-    /// Policy loss (spec §2.5, §4.3). SPEAR: `clip_cov`; Dr.BoT/GRPO/GiGPO: `vanilla`.
+    /// Policy loss (spec §2.5, §4.3): `vanilla`, `clip_cov` or `kl_cov`. SPEAR: `clip_cov`;
+    /// Dr.BoT/GRPO/GiGPO: `vanilla`. Default `clip_cov`.
     pub loss_mode: LossMode,
-    /// `ε_low` of the PPO clip, `r ≥ 1 − ε_low` (spec §3, §4.3): 0.2.
+    /// `ε_low` of the PPO clip, `r ≥ 1 − ε_low`, a ratio offset (spec §3, §4.3). Default 0.2.
     pub clip_ratio_low: f64,
-    /// `ε_high` of the PPO clip, `r ≤ 1 + ε_high` (clip-higher, spec §3): 0.28; plain
-    /// GRPO/GiGPO scripts use 0.2.
+    /// `ε_high` of the PPO clip, `r ≤ 1 + ε_high` (clip-higher, spec §3); plain GRPO/GiGPO
+    /// scripts use 0.2. Default 0.28.
     pub clip_ratio_high: f64,
-    /// Dual-clip constant `c > 1` of the vanilla loss (spec §4.3). Default 3.0 (verl's yaml
-    /// default, the value issue #2 asks for); **all SPEAR-repo scripts pass 10.0** (spec §3).
-    /// Clip-Cov and KL-Cov ignore it.
+    /// Dual-clip constant `c > 1` of the vanilla loss, a ratio (spec §4.3). Default 3.0
+    /// (verl's yaml default, the value issue #2 asks for); **all SPEAR-repo scripts pass 10.0**
+    /// (spec §3). Clip-Cov and KL-Cov ignore it.
     pub clip_ratio_c: f64,
     /// Loss aggregation (spec §4.4): `seq-mean-token-sum-norm` in Dr.BoT/SPEAR; plain GRPO
-    /// `token-mean`.
+    /// `token-mean`. Default `seq-mean-token-sum-norm`.
     pub loss_agg_mode: LossAggMode,
-    /// Entropy bonus weight: `loss = pg_loss − entropy_coeff·agg(entropy)` (spec §2.5, §3):
-    /// 0.001 in verl-agent (yaml default), 0 in the math recipe.
+    /// Entropy bonus weight: `loss = pg_loss − entropy_coeff·agg(entropy)` (spec §2.5, §3);
+    /// 0 in the math recipe. Default 0.001 (verl-agent's yaml).
     pub entropy_coeff: f64,
     /// Add `kl_loss_coef·agg(KL(π_θ‖π_ref))` to the on-policy loss (spec §3, §4.3). Off in every
     /// SPEAR-repo script; upstream GRPO/GiGPO use it with 0.01 `low_var_kl` (spec §8 item 10).
-    /// Never applied to replay mini-batches (spec §2.5).
+    /// Never applied to replay mini-batches (spec §2.5). Default false.
     pub use_kl_loss: bool,
     /// KL loss weight (spec §3: 0.0 in the SPEAR-repo scripts; 0.01 upstream GRPO/GiGPO).
+    /// Default 0.0.
     pub kl_loss_coef: f64,
-    /// KL estimator (spec §4.3): `low_var_kl` (k3).
+    /// KL estimator (spec §4.3): `kl` (k1), `abs`, `mse` (k2) or `low_var_kl` (k3). Default
+    /// `low_var_kl`.
     pub kl_loss_type: KlPenalty,
-    /// On-policy Clip-Cov fraction of valid tokens dropped (spec §2.5, §2.9): 0.0002.
+    /// On-policy Clip-Cov fraction of valid tokens dropped (spec §2.5, §2.9). Default 0.0002.
     pub clip_cov_ratio: f64,
-    /// On-policy Clip-Cov lower covariance bound (spec §2.9): 1.0.
+    /// On-policy Clip-Cov lower covariance bound (spec §2.9). Default 1.0.
     pub clip_cov_lb: f64,
-    /// On-policy Clip-Cov upper covariance bound (spec §2.9): 5.0.
+    /// On-policy Clip-Cov upper covariance bound (spec §2.9). Default 5.0.
     pub clip_cov_ub: f64,
-    /// Replay Clip-Cov ratio (spec §2.5): 0.02 (agent and math scripts).
+    /// Replay Clip-Cov fraction of valid tokens dropped (spec §2.5; agent and math scripts).
+    /// Default 0.02.
     pub clip_cov_ratio_replay: f64,
     /// Replay Clip-Cov lower bound (spec §2.5): 2.0 for ALFWorld/WebShop, 1.0 for math.
+    /// Default 2.0.
     pub clip_cov_lb_replay: f64,
     /// Replay Clip-Cov upper bound (spec §2.5): 60.0 for ALFWorld/WebShop, 40.0 for math.
+    /// Default 60.0.
     pub clip_cov_ub_replay: f64,
-    /// On-policy KL-Cov fraction (spec §2.5; verl default 0.0002).
+    /// On-policy KL-Cov fraction of valid tokens penalised (spec §2.5). Default 0.0002 (verl).
     pub kl_cov_ratio: f64,
-    /// Replay KL-Cov fraction (spec §2.5, §2.9): 0.02.
+    /// Replay KL-Cov fraction of valid tokens penalised (spec §2.5, §2.9). Default 0.02.
     pub kl_cov_ratio_replay: f64,
-    /// KL-Cov `|log r|` weight (spec §2.5): 0.1.
+    /// KL-Cov `|log r|` weight (spec §2.5). Default 0.1.
     pub ppo_kl_coef: f64,
 }
 

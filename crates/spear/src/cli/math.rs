@@ -316,74 +316,88 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Arguments of `spear eval --preset aime24|aime25` (spec §5.3 validation, §5.4): k samples per
-/// problem through the code-interpreter loop, strict verifier, avg@k and pass@k.
+/// An AIME set of `spear eval --preset` (the embedded problems, 30 each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AimeSet {
+    /// AIME 2024 I + II.
+    #[value(name = "aime24", alias = "aime2024", alias = "aime_2024")]
+    Aime24,
+    /// AIME 2025 I + II.
+    #[value(name = "aime25", alias = "aime2025", alias = "aime_2025")]
+    Aime25,
+}
+
+impl AimeSet {
+    /// The embedded set's year.
+    pub fn year(self) -> AimeYear {
+        match self {
+            AimeSet::Aime24 => AimeYear::Y2024,
+            AimeSet::Aime25 => AimeYear::Y2025,
+        }
+    }
+}
+
+/// The options of `spear eval --preset aime24|aime25` (spec §5.3 validation, §5.4) beyond the
+/// ones it shares with `--checkpoint` (`--temperature`, `--seed`); none goes with `--checkpoint`.
 #[derive(Args, Debug, Clone)]
-pub struct AimeEvalArgs {
-    /// `aime24` or `aime25` (the embedded AIME 2024 / 2025 sets, 30 problems each).
-    #[arg(long)]
-    pub preset: String,
+#[command(next_help_heading = "AIME evaluation (with --preset)")]
+pub struct AimeOptions {
     /// A known model name (`smollm2-135m`), a `.gguf` file or an HF model directory.
-    #[arg(long, default_value = "smollm2-135m")]
+    #[arg(long, default_value = "smollm2-135m", conflicts_with = "checkpoint")]
     pub model: String,
     /// Samples per problem (the paper: 32).
-    #[arg(long, default_value_t = 32, value_parser = crate::cli::at_least_one)]
+    #[arg(long, default_value_t = 32, value_parser = crate::cli::at_least_one, conflicts_with = "checkpoint")]
     pub k: usize,
-    /// Sampling temperature (the paper's validation: 1.0).
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
     /// Nucleus mass (the paper's validation: 0.6).
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, default_value_t = 0.6, conflicts_with = "checkpoint")]
     pub top_p: f64,
     /// Most tokens one assistant turn may generate.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, conflicts_with = "checkpoint")]
     pub max_new_tokens: usize,
-    /// Response budget per conversation, tool output included (the paper: 16384).
-    #[arg(long, default_value_t = 16384)]
+    /// Response budget per conversation, tool output included, in tokens (the paper: 16384).
+    #[arg(long, default_value_t = 16384, conflicts_with = "checkpoint")]
     pub max_response_tokens: usize,
     /// Evaluate only the first N problems (quick runs).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "checkpoint")]
     pub problems: Option<usize>,
-    /// Run seed: every sample's randomness derives from it.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
     /// Write the report (totals and per-problem samples) as JSON here.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "checkpoint")]
     pub out: Option<PathBuf>,
     /// Conversations generated together (rounded to whole problems of k samples).
-    #[arg(long, default_value_t = 32, value_parser = crate::cli::at_least_one)]
+    #[arg(long, default_value_t = 32, value_parser = crate::cli::at_least_one, conflicts_with = "checkpoint")]
     pub batch: usize,
     /// Concurrent sandbox calls.
-    #[arg(long, default_value_t = 8, value_parser = crate::cli::at_least_one)]
+    #[arg(long, default_value_t = 8, value_parser = crate::cli::at_least_one, conflicts_with = "checkpoint")]
     pub sandbox_concurrency: usize,
     /// Local sandbox isolation.
-    #[arg(long, value_enum, default_value_t = IsolationArg::Bwrap)]
+    #[arg(long, value_enum, default_value_t = IsolationArg::Bwrap, conflicts_with = "checkpoint")]
     pub isolation: IsolationArg,
     /// Use a SandboxFusion service instead (`http://host:port/run_code`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "checkpoint")]
     pub sandbox_url: Option<String>,
 }
 
-/// Whether `spear eval --preset NAME` is an AIME evaluation (routes to [`eval_aime`]).
-// Called from `cli::train::eval` once the lead routes the AIME presets here.
-pub fn is_aime_preset(name: &str) -> bool {
-    AimeYear::parse(name).is_some()
+/// One AIME evaluation: the set, the sampling temperature and seed, and the AIME options.
+#[derive(Debug, Clone)]
+pub struct AimeEval {
+    /// Which AIME set.
+    pub set: AimeSet,
+    /// Sampling temperature (the paper's validation: 1.0).
+    pub temperature: f64,
+    /// Run seed: every sample's randomness derives from it.
+    pub seed: u64,
+    /// The rest.
+    pub opts: AimeOptions,
 }
 
 /// Runs the AIME evaluation: prints a per-problem table and avg@k / pass@k, optionally writes
 /// the JSON report.
-// Called from `cli::train::eval` once the lead routes the AIME presets here.
-pub fn eval_aime(args: &AimeEvalArgs) -> anyhow::Result<()> {
-    let Some(year) = AimeYear::parse(&args.preset) else {
-        bail!(
-            "--preset {:?} is not an AIME set; use aime24 or aime25",
-            args.preset
-        );
-    };
+pub fn eval_aime(eval: &AimeEval) -> anyhow::Result<()> {
+    let (year, args) = (eval.set.year(), &eval.opts);
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
-    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
+    if !(eval.temperature >= 0.0 && eval.temperature.is_finite()) {
         bail!("--temperature must be >= 0 (0 = greedy)");
     }
     if !(args.top_p > 0.0 && args.top_p <= 1.0) {
@@ -415,7 +429,7 @@ pub fn eval_aime(args: &AimeEvalArgs) -> anyhow::Result<()> {
     let settings = MathEvalSettings {
         k: args.k,
         sampling: SamplingParams {
-            temperature: args.temperature,
+            temperature: eval.temperature,
             top_p: args.top_p,
             max_new_tokens: args.max_new_tokens,
             ..SamplingParams::default()
@@ -424,7 +438,7 @@ pub fn eval_aime(args: &AimeEvalArgs) -> anyhow::Result<()> {
             max_response_tokens: args.max_response_tokens,
             ..MathRolloutConfig::default()
         },
-        seed: args.seed,
+        seed: eval.seed,
         batch_conversations: args.batch.max(1),
     };
     let total = (problems.len() * args.k) as u64;
@@ -448,9 +462,9 @@ pub fn eval_aime(args: &AimeEvalArgs) -> anyhow::Result<()> {
         year.data_source(),
         problems.len(),
         args.k,
-        args.temperature,
+        eval.temperature,
         args.top_p,
-        args.seed,
+        eval.seed,
         args.model,
         secs
     );
@@ -459,11 +473,11 @@ pub fn eval_aime(args: &AimeEvalArgs) -> anyhow::Result<()> {
             "preset": year.data_source(),
             "model": args.model,
             "k": args.k,
-            "temperature": args.temperature,
+            "temperature": eval.temperature,
             "top_p": args.top_p,
             "max_new_tokens": args.max_new_tokens,
             "max_response_tokens": args.max_response_tokens,
-            "seed": args.seed,
+            "seed": eval.seed,
             "sandbox": pool.executor_name(),
             "seconds": secs,
             "avg_at_k": report.avg_at_k,
@@ -521,84 +535,12 @@ pub fn aime_table(r: &MathEvalReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spear_model::checkpoint::export_hf;
-    use spear_model::Arch;
 
-    /// `eval_aime` end to end on a tiny from-scratch model exported as an HF directory: two AIME
-    /// 2024 problems, k = 2, through the real sandbox; the JSON report must be consistent.
     #[test]
     fn median_by_hand() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         // even count: mean of the middle two, (2 + 3) / 2
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median(&mut []).is_nan());
-    }
-
-    #[test]
-    fn eval_aime_on_a_tiny_hf_model_writes_a_consistent_report() {
-        let dir = std::env::temp_dir().join(format!("spear-aime-eval-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let corpus = ["find the remainder when \\boxed{ 7 } ```python print ( 1 ) ```"];
-        let policy = Policy::from_scratch(
-            Arch::Qwen2,
-            &corpus,
-            |c| c.max_position_embeddings = 2048,
-            3,
-        )
-        .unwrap();
-        let model_dir = dir.join("model");
-        export_hf(&model_dir, &policy.model, Some(&policy.tokenizer)).unwrap();
-        let out = dir.join("report.json");
-        let args = AimeEvalArgs {
-            preset: "aime24".into(),
-            model: model_dir.display().to_string(),
-            k: 2,
-            temperature: 1.0,
-            top_p: 0.6,
-            max_new_tokens: 12,
-            max_response_tokens: 24,
-            problems: Some(2),
-            seed: 1,
-            out: Some(out.clone()),
-            batch: 4,
-            sandbox_concurrency: 2,
-            isolation: IsolationArg::Bwrap,
-            sandbox_url: None,
-        };
-        eval_aime(&args).unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        assert_eq!(v["preset"], "aime_2024");
-        assert_eq!(v["k"], 2);
-        let probs = v["problems"].as_array().unwrap();
-        let aime = aime_problems(AimeYear::Y2024);
-        assert_eq!(probs.len(), 2);
-        let mut correct = 0;
-        let mut any = 0;
-        for (p, a) in probs.iter().zip(&aime) {
-            assert_eq!(p["id"], a.id.as_str());
-            assert_eq!(p["answer"], a.answer.as_str());
-            let c = p["correct"].as_array().unwrap();
-            assert_eq!(c.len(), 2);
-            let n = c.iter().filter(|x| x.as_bool().unwrap()).count();
-            correct += n;
-            any += (n > 0) as usize;
-            for t in p["response_tokens"].as_array().unwrap() {
-                let t = t.as_u64().unwrap();
-                assert!((1..=24).contains(&t), "{t}");
-            }
-        }
-        let avg = v["avg_at_k"].as_f64().unwrap();
-        assert!((avg - correct as f64 / 4.0).abs() < 1e-12);
-        assert!((v["pass_at"]["pass@2"].as_f64().unwrap() - any as f64 / 2.0).abs() < 1e-12);
-        assert!(v["pass_at"]["pass@1"].as_f64().is_some());
-        // Bad presets are refused with the valid names.
-        let bad = AimeEvalArgs {
-            preset: "aime23".into(),
-            ..args
-        };
-        let e = eval_aime(&bad).unwrap_err().to_string();
-        assert!(e.contains("aime24 or aime25"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -8,6 +8,7 @@ use candle_core::DType;
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use spear::train::config::ModelSource;
 use spear_model::{
     AdamW, AdamWConfig, Arch, ChatMessage, Decoder, GenRequest, Grads, Mode, ModelConfig, Policy,
     SamplingParams, ScoreItem, TextTokenizer,
@@ -89,7 +90,7 @@ pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
 pub struct BenchArgs {
     /// `tiny` (random h128 L2 V2048) or anything `spear chat --model` accepts.
     #[arg(long, default_value = "tiny")]
-    pub model: String,
+    pub model: ModelSource,
     /// Thread counts to run, each in a fresh process (e.g. `1,2`).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub threads: Vec<usize>,
@@ -151,9 +152,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench_model(name: &str, dev: &str) -> anyhow::Result<(Decoder, Option<TextTokenizer>)> {
+fn bench_model(
+    source: &ModelSource,
+    dev: &str,
+) -> anyhow::Result<(Decoder, Option<TextTokenizer>)> {
     let dev = device(dev)?;
-    if name == "tiny" {
+    if let ModelSource::Tiny = source {
         let mut cfg = ModelConfig::tiny(Arch::Llama, 2048);
         cfg.hidden_size = 128;
         cfg.intermediate_size = 384;
@@ -163,7 +167,7 @@ fn bench_model(name: &str, dev: &str) -> anyhow::Result<(Decoder, Option<TextTok
         cfg.max_position_embeddings = 1024;
         return Ok((Decoder::random(cfg, 0, 0.02, DType::F32, &dev)?, None));
     }
-    let p = Policy::load(name, DType::F32, &dev)?;
+    let p = Policy::load(&source.as_str(), DType::F32, &dev)?;
     Ok((p.model, Some(p.tokenizer)))
 }
 

@@ -4,21 +4,24 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use spear::run_dir::RunDir;
 use spear::tasks::EvalSettings;
-use spear::train::config::TrainConfig;
-use spear::train::presets::{preset, DEFAULT_PRESET, PRESETS};
+use spear::train::config::{EvalSplit, TrainConfig};
+use spear::train::presets::{Preset, DEFAULT_PRESET};
 use spear::train::trainer::{eval_summary, Progress, ResumeOptions, Trainer, STOP};
+
+use crate::cli::math::{eval_aime, AimeEval, AimeOptions, AimeSet};
 
 /// Where a run's config comes from.
 #[derive(Args, Debug, Clone)]
 pub struct ConfigArgs {
-    /// Preset name (household-tiny, household-smollm2, alfworld, with -grpo/-gigpo/-spear;
-    /// math, math-tiny, math-paper, with -grpo/-spear).
-    #[arg(long)]
-    pub preset: Option<String>,
+    /// Preset: a base (household-tiny, household-smollm2, alfworld, webshop-tiny, webshop,
+    /// with -grpo/-gigpo/-spear; math, math-tiny, math-paper, with -grpo/-spear). Default
+    /// household-tiny.
+    #[arg(long, value_enum, hide_possible_values = true)]
+    pub preset: Option<Preset>,
     /// A TOML config file (its missing keys take the defaults, not the preset's).
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
@@ -35,13 +38,7 @@ impl ConfigArgs {
                 .with_context(|| format!("cannot read the config file {}", path.display()))?;
             TrainConfig::from_toml_str(&text).with_context(|| format!("{}", path.display()))?
         } else {
-            let name = self.preset.as_deref().unwrap_or(DEFAULT_PRESET);
-            preset(name).with_context(|| {
-                format!(
-                    "unknown preset {name:?}; choose one of: {}",
-                    PRESETS.join(", ")
-                )
-            })?
+            self.preset.unwrap_or(DEFAULT_PRESET).config()
         };
         Ok(base.with_overrides(&self.sets)?)
     }
@@ -215,30 +212,34 @@ pub fn sft(args: SftArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Arguments of `spear eval` (household checkpoints). Math: `spear eval --preset aime24|aime25`
-/// (see `spear eval --preset aime24 --help`).
+/// Arguments of `spear eval`: a run's checkpoint through its task suite (`--checkpoint`), or a
+/// model on an AIME set (`--preset aime24|aime25`, with the options under "AIME evaluation").
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("target").args(["preset", "checkpoint"]).required(true)))]
 pub struct EvalArgs {
-    /// `aime24` or `aime25` evaluates a model on AIME instead (its own options:
-    /// `spear eval --preset aime24 --help`).
-    #[arg(long)]
-    preset: Option<String>,
+    /// Evaluate a model (`--model`) on an AIME set: avg@k and pass@k (docs/math.md).
+    #[arg(long, value_enum, ignore_case = true)]
+    preset: Option<AimeSet>,
     /// A run directory (its last checkpoint) or a checkpoint directory `…/checkpoints/iter_N`.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Split: valid_seen, valid_unseen or train; math runs: held_out, aime24 or aime25
-    /// (default: the run's eval splits).
-    #[arg(long)]
-    split: Vec<String>,
-    /// Episodes (default: the run's `eval.episodes`); math runs: problems per split.
-    #[arg(long)]
+    /// With --checkpoint: a split to evaluate instead of the run's `eval.splits` (repeatable;
+    /// one of the run's environment).
+    #[arg(long, value_enum, conflicts_with = "preset")]
+    split: Vec<EvalSplit>,
+    /// With --checkpoint: episodes (default: the run's `eval.episodes`); math runs: problems
+    /// per split.
+    #[arg(long, conflicts_with = "preset")]
     episodes: Option<u64>,
-    /// Sampling temperature (default: the run's `eval.temperature`).
+    /// Sampling temperature (default: the run's `eval.temperature`; AIME: 1.0, the paper's
+    /// validation).
     #[arg(long)]
     temperature: Option<f64>,
     /// Seed of the evaluation sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[command(flatten)]
+    aime: AimeOptions,
 }
 
 fn find_run_and_checkpoint(path: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -261,19 +262,27 @@ fn find_run_and_checkpoint(path: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     )
 }
 
-/// Runs `spear eval`: every split of the run (or `--split`) through the run's task suite,
-/// with the trainer's evaluation settings.
+/// Runs `spear eval`: an AIME set (`--preset`), or a checkpoint (`--checkpoint`).
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    if let Some(p) = &args.preset {
-        anyhow::bail!(
-            "unknown evaluation preset {p:?}; use aime24 or aime25 (or --checkpoint RUN)"
-        );
+    if let Some(set) = args.preset {
+        return eval_aime(&AimeEval {
+            set,
+            temperature: args.temperature.unwrap_or(1.0),
+            seed: args.seed,
+            opts: args.aime,
+        });
     }
-    anyhow::ensure!(args.episodes != Some(0), "--episodes must be at least 1");
     let path = args
         .checkpoint
         .as_ref()
         .context("give --checkpoint runs/<name> (or a checkpoint directory)")?;
+    eval_checkpoint(path, &args)
+}
+
+/// `spear eval --checkpoint`: every split of the run (or `--split`) through the run's task
+/// suite, with the trainer's evaluation settings.
+fn eval_checkpoint(path: &Path, args: &EvalArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.episodes != Some(0), "--episodes must be at least 1");
     let (run_dir, ck) = find_run_and_checkpoint(path)?;
     let run = RunDir::new(&run_dir);
     let text = std::fs::read_to_string(run.config())

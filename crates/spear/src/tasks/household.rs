@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use spear_envs::household::{
-    expert_demo, GameSet, GameSource, GeneratorConfig, HouseholdEnv, Split, TaskType,
+    expert_demo, GameSet, GameSource, GeneratorConfig, HouseholdEnv, Split,
 };
 use spear_envs::Environment;
 use spear_model::Policy;
@@ -17,7 +17,7 @@ use crate::agent::memory::Memory;
 use crate::agent::prompts::{household_prompt, household_task};
 use crate::rollout::ChatSampler;
 use crate::run_dir::EvalRecord;
-use crate::train::config::{HouseholdSource, TrainConfig};
+use crate::train::config::{EvalSplit, HouseholdSource, ModelSource, TrainConfig};
 use crate::train::setup::{build_policy, demo_response, SftExample};
 
 /// The household splits of a run.
@@ -34,15 +34,7 @@ fn generator_config(cfg: &TrainConfig) -> GeneratorConfig {
     let opt = |v: u64| (v > 0).then_some(v as usize);
     GeneratorConfig {
         seed: h.generator_seed,
-        task_types: if h.task_types.is_empty() {
-            TaskType::ALL.to_vec()
-        } else {
-            // Names are validated by `TrainConfig::validate`; none is dropped silently.
-            h.task_types
-                .iter()
-                .map(|t| TaskType::parse(t).expect("task type validated by the config"))
-                .collect()
-        },
+        task_types: h.task_types(),
         max_receptacles: opt(h.max_receptacles),
         max_distractor_classes: opt(h.max_distractor_classes),
         max_instances: h.max_instances as usize,
@@ -73,13 +65,19 @@ pub fn load_household(cfg: &TrainConfig) -> anyhow::Result<HouseholdTasks> {
         .load(threads)
         .context("loading the household training split")?;
     let mut evals = vec![];
-    for name in &cfg.eval.splits {
-        let split = Split::parse(name)
-            .with_context(|| format!("eval.splits: unknown household split {name:?}"))?;
+    for &name in &cfg.eval.splits {
+        let split = match name {
+            EvalSplit::ValidSeen => Split::ValidSeen,
+            EvalSplit::ValidUnseen => Split::ValidUnseen,
+            EvalSplit::Train => Split::Train,
+            EvalSplit::Test | EvalSplit::HeldOut | EvalSplit::Aime24 | EvalSplit::Aime25 => {
+                anyhow::bail!("eval.splits: {name} is not a household split")
+            }
+        };
         let set = source(cfg, split, h.eval_games)
             .load(threads)
             .with_context(|| format!("loading the household {name} split"))?;
-        evals.push((name.clone(), set));
+        evals.push((name.to_string(), set));
     }
     Ok(HouseholdTasks { train, evals })
 }
@@ -148,7 +146,8 @@ pub fn household_run(
     } else {
         cfg.sft.games as usize
     };
-    let examples = if cfg.sft.enabled || cfg.model.name == "tiny" {
+    // A tiny policy's vocabulary is built from the text, the demonstrations included.
+    let examples = if cfg.sft.enabled || matches!(cfg.model.name, ModelSource::Tiny) {
         household_sft_examples(&tasks.train, n_demo, cfg.env.history_length as usize)?
     } else {
         vec![]

@@ -37,10 +37,10 @@ use crate::rollout::math::{
 use crate::rollout::{ChatSampler, RolloutOutput};
 use crate::run_dir::{wilson_interval, EvalRecord, MathEvalStats, MathIterationStats};
 use crate::seed::mix_seed;
-use crate::train::config::TrainConfig;
-use crate::train::math_config::{
+use crate::train::config::math::{
     IncompleteRuleArg, MathConfig, MathSource, SandboxBackend, ToolFormatArg,
 };
+use crate::train::config::{EvalSplit, ModelSource, TrainConfig};
 use crate::train::setup::{build_policy, tiny_policy_with};
 use crate::train::sft::SftTokens;
 
@@ -87,7 +87,7 @@ fn generate(n: usize, seed: u64, m: &MathConfig) -> Vec<Generated> {
     let per_cycle = FAMILIES.len().div_ceil(m.families.len());
     generate_set(n * per_cycle + FAMILIES.len(), seed, &levels(m))
         .into_iter()
-        .filter(|g| m.families.iter().any(|f| f == g.family.name()))
+        .filter(|g| m.families.contains(&g.family))
         .take(n)
         .collect()
 }
@@ -133,21 +133,23 @@ pub fn load_math(cfg: &TrainConfig) -> anyhow::Result<MathTasks> {
         m.source
     );
     let mut evals = vec![];
-    for name in &cfg.eval.splits {
+    for &name in &cfg.eval.splits {
         let take = |mut v: Vec<MathProblem>| {
             if m.eval_problems > 0 {
                 v.truncate(m.eval_problems as usize);
             }
             v
         };
-        let set = match name.as_str() {
-            "held_out" => held_out(&train, m),
-            "aime24" => take(aime_problems(AimeYear::Y2024)),
-            "aime25" => take(aime_problems(AimeYear::Y2025)),
-            other => anyhow::bail!("eval.splits: unknown math split {other:?}"),
+        let set = match name {
+            EvalSplit::HeldOut => held_out(&train, m),
+            EvalSplit::Aime24 => take(aime_problems(AimeYear::Y2024)),
+            EvalSplit::Aime25 => take(aime_problems(AimeYear::Y2025)),
+            EvalSplit::ValidSeen | EvalSplit::ValidUnseen | EvalSplit::Train | EvalSplit::Test => {
+                anyhow::bail!("eval.splits: {name} is not a math split")
+            }
         };
         anyhow::ensure!(!set.is_empty(), "the math split {name} has no problems");
-        evals.push((name.clone(), set));
+        evals.push((name.to_string(), set));
     }
     Ok(MathTasks {
         train,
@@ -280,10 +282,10 @@ pub fn char_tokenizer() -> anyhow::Result<TextTokenizer> {
 /// The policy of a math run: `tiny` (character-level, random decoder sized by `[model]`) or
 /// a pretrained model by name/path.
 pub fn math_policy(cfg: &TrainConfig) -> anyhow::Result<Policy> {
-    if cfg.model.name == "tiny" {
-        return tiny_policy_with(&cfg.model, char_tokenizer()?, cfg.run.seed);
+    match cfg.model.name {
+        ModelSource::Tiny => tiny_policy_with(&cfg.model, char_tokenizer()?, cfg.run.seed),
+        ModelSource::Pretrained(_) | ModelSource::Path(_) => build_policy(cfg, Vec::new),
     }
-    build_policy(cfg, Vec::new)
 }
 
 /// Everything a math run builds from its config, and its policy. `spear train`, `spear sft`

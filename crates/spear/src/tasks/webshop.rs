@@ -19,7 +19,7 @@ use crate::agent::memory::Memory;
 use crate::agent::prompts::webshop_prompt;
 use crate::rollout::ChatSampler;
 use crate::run_dir::EvalRecord;
-use crate::train::config::TrainConfig;
+use crate::train::config::{EvalSplit, ModelSource, TrainConfig};
 use crate::train::setup::{build_policy, demo_response, SftExample};
 
 /// The WebShop side of a run: one generated catalogue; training goals are WebShop's
@@ -33,9 +33,6 @@ pub struct WebshopTasks {
     /// Evaluation splits, by name, with their goal counts.
     pub evals: Vec<(String, usize)>,
 }
-
-/// WebShop's evaluation split name (goals `0..500`).
-pub const WEBSHOP_EVAL_SPLIT: &str = "test";
 
 /// `n` WebShop environments on `split`, capped at `max_turns` steps.
 pub fn webshop_group(
@@ -66,14 +63,21 @@ pub fn load_webshop(cfg: &TrainConfig) -> anyhow::Result<WebshopTasks> {
         catalog.goals.len()
     );
     let mut evals = vec![];
-    for name in &cfg.eval.splits {
-        anyhow::ensure!(
-            name == WEBSHOP_EVAL_SPLIT,
-            "eval.splits: WebShop has one evaluation split, {WEBSHOP_EVAL_SPLIT:?} (goals \
-             0..{EVAL_GOALS}), not {name:?}"
-        );
-        let n = WebShopEnv::new(catalog.clone(), WebshopSplit::Eval).num_tasks();
-        evals.push((name.clone(), n));
+    for &name in &cfg.eval.splits {
+        let split = match name {
+            EvalSplit::Test => WebshopSplit::Eval,
+            EvalSplit::ValidSeen
+            | EvalSplit::ValidUnseen
+            | EvalSplit::Train
+            | EvalSplit::HeldOut
+            | EvalSplit::Aime24
+            | EvalSplit::Aime25 => anyhow::bail!(
+                "eval.splits: WebShop has one evaluation split, \"test\" (goals \
+                 0..{EVAL_GOALS}), not \"{name}\""
+            ),
+        };
+        let n = WebShopEnv::new(catalog.clone(), split).num_tasks();
+        evals.push((name.to_string(), n));
     }
     Ok(WebshopTasks {
         catalog,
@@ -152,7 +156,8 @@ pub fn webshop_run(cfg: &TrainConfig) -> anyhow::Result<(WebshopTasks, Vec<SftEx
     } else {
         cfg.sft.games as usize
     };
-    let examples = if cfg.sft.enabled || cfg.model.name == "tiny" {
+    // A tiny policy's vocabulary is built from the text, the demonstrations included.
+    let examples = if cfg.sft.enabled || matches!(cfg.model.name, ModelSource::Tiny) {
         webshop_sft_examples(
             &tasks,
             n_demo,

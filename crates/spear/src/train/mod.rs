@@ -4,8 +4,6 @@
 
 pub mod config;
 pub mod learn;
-pub mod math_config;
-pub mod math_presets;
 pub mod presets;
 pub mod setup;
 pub mod sft;

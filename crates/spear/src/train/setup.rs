@@ -9,7 +9,7 @@ use spear_model::config::Arch;
 use spear_model::decoder::Decoder;
 use spear_model::{ChatMessage, ModelConfig, Policy, TextTokenizer};
 
-use super::config::{ModelSection, TinyArch, TinyTokenizer, TrainConfig};
+use super::config::{ModelSection, ModelSource, TinyArch, TinyTokenizer, TrainConfig};
 
 /// Tokens a tiny word-level policy must treat as single tokens: the response tags (so the
 /// projection finds them after decoding) and `in/on` (the household `put` command, which the
@@ -67,16 +67,18 @@ pub fn build_policy(
     cfg: &TrainConfig,
     corpus: impl FnOnce() -> Vec<String>,
 ) -> anyhow::Result<Policy> {
-    if cfg.model.name == "tiny" {
-        return tiny_policy(&cfg.model, &corpus(), cfg.run.seed);
+    match &cfg.model.name {
+        ModelSource::Tiny => tiny_policy(&cfg.model, &corpus(), cfg.run.seed),
+        source @ (ModelSource::Pretrained(_) | ModelSource::Path(_)) => {
+            let spec = source.as_str();
+            Policy::load(&spec, DType::F32, &cfg.model.device()?).with_context(|| {
+                format!(
+                    "model.name = {spec:?}: loading the policy (a known name such as \
+                     smollm2-135m, a .gguf file, or an HF model directory)"
+                )
+            })
+        }
     }
-    Policy::load(&cfg.model.name, DType::F32, &cfg.model.device()?).with_context(|| {
-        format!(
-            "model.name = {:?}: loading the policy (a known name such as smollm2-135m, a .gguf \
-             file, or an HF model directory)",
-            cfg.model.name
-        )
-    })
 }
 
 /// Chat-templated token ids of a user prompt.

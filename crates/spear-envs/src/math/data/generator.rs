@@ -15,8 +15,9 @@ use super::super::conversation::{Message, Role};
 use super::super::tool::{ToolCall, ANSWER_FORMAT, TOOL_NAME};
 use super::MathProblem;
 
-/// Problem families.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Problem families; serialised as [`Family::name`] (the trainer's `env.math.families`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Family {
     /// Products and powers of large integers, digit sums.
     BigArithmetic,

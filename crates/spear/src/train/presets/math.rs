@@ -18,20 +18,35 @@
 use spear_rl::config::{Estimator, RecalibratedKeep, RlConfig, ToolCallReward, ToolCallVariant};
 use spear_rl::loss::{LossConfig, LossMode};
 
-use super::config::{EnvKind, TrainConfig};
-use super::math_config::{IncompleteRuleArg, MathSource};
-use super::presets::Algorithm;
+use crate::train::config::math::{IncompleteRuleArg, MathSource};
+use crate::train::config::{EnvKind, EvalSplit, ModelSource, TrainConfig};
 
-/// The math preset bases.
-pub const MATH_BASES: [&str; 3] = ["math", "math-tiny", "math-paper"];
+/// The base of a math preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MathBase {
+    /// `math`: SmolLM2-135M-Instruct on the CPU.
+    Smollm2,
+    /// `math-tiny`: a tiny character-level model for tests.
+    Tiny,
+    /// `math-paper`: the paper's run.
+    Paper,
+}
 
-/// Applies SPEAR or Dr.BoT(GRPO) for math to `rl` (module docs). `None` for GiGPO, which
-/// has nothing to add over GRPO when a conversation is one sample.
-pub fn apply_math_algorithm(rl: &mut RlConfig, algo: Algorithm) -> Option<()> {
+/// The algorithm of a math preset. There is no GiGPO: it has nothing to add over GRPO when a
+/// conversation is one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MathAlgorithm {
+    /// `-grpo`: Dr.BoT(GRPO), the math baseline.
+    DrBot,
+    /// `-spear` (or no suffix): SPEAR on Dr.BoT(GRPO).
+    Spear,
+}
+
+/// Applies SPEAR or Dr.BoT(GRPO) for math to `rl` (module docs).
+pub fn apply_math_algorithm(rl: &mut RlConfig, algo: MathAlgorithm) {
     let spear = match algo {
-        Algorithm::Spear => true,
-        Algorithm::Grpo => false,
-        Algorithm::Gigpo => return None,
+        MathAlgorithm::Spear => true,
+        MathAlgorithm::DrBot => false,
     };
     // Dr.BoT: norm_adv_by_std_in_grpo = False (spec §3); one sample per conversation.
     rl.advantage.estimator = Estimator::DrGrpo;
@@ -68,26 +83,21 @@ pub fn apply_math_algorithm(rl: &mut RlConfig, algo: Algorithm) -> Option<()> {
             ..base
         }
     };
-    Some(())
 }
 
-/// The config of math preset `base` with `algo`, named `name`; `None` if `base` is not a
-/// math base or `algo` is GiGPO.
-pub fn math_preset(base: &str, algo: Algorithm, name: &str) -> Option<TrainConfig> {
-    let mut c = TrainConfig::default();
+/// Builds math preset `base` with `algo` on `c` (the defaults; the caller names the run).
+pub(super) fn math_preset(c: &mut TrainConfig, base: MathBase, algo: MathAlgorithm) {
     match base {
-        "math" => math_smollm2(&mut c),
-        "math-tiny" => math_tiny(&mut c),
-        "math-paper" => math_paper(&mut c),
-        _ => return None,
+        MathBase::Smollm2 => math_smollm2(c),
+        MathBase::Tiny => math_tiny(c),
+        MathBase::Paper => math_paper(c),
     }
-    apply_math_algorithm(&mut c.rl, algo)?;
-    if base != "math-paper" {
-        scale_math_to_short_run(&mut c);
+    apply_math_algorithm(&mut c.rl, algo);
+    match base {
+        MathBase::Smollm2 | MathBase::Tiny => scale_math_to_short_run(c),
+        MathBase::Paper => {}
     }
     c.rl.drbot.max_response_length = c.env.math.max_response_tokens;
-    c.run.name = name.to_string();
-    Some(c)
 }
 
 /// Short runs: T_decay = T_warm = the number of iterations; the replay buffer holds half an
@@ -133,14 +143,14 @@ fn math_paper(c: &mut TrainConfig) {
     m.sandbox.timeout_s = 30.0;
     m.sandbox.memory_mb = 1024;
     m.sandbox.concurrency = 64;
-    c.model.name = "Qwen3-32B-ReTool-SFT".into();
+    c.model.name = ModelSource::Path("Qwen3-32B-ReTool-SFT".into());
     c.sampling.temperature = 1.0;
     c.sampling.top_p = 1.0;
     c.sampling.max_new_tokens = 16384;
     c.optim.lr = 1e-6;
     c.optim.token_budget = 18432;
     c.sft.enabled = false;
-    c.eval.splits = vec!["aime24".into(), "aime25".into()];
+    c.eval.splits = vec![EvalSplit::Aime24, EvalSplit::Aime25];
     c.eval.temperature = 1.0;
     c.eval.top_p = 0.6;
     c.rl.update.mini_batch_size = 64 * 16;
@@ -173,7 +183,7 @@ fn math_smollm2(c: &mut TrainConfig) {
     m.sandbox.timeout_s = 10.0;
     m.sandbox.memory_mb = 1024;
     m.sandbox.concurrency = 4;
-    c.model.name = "smollm2-135m".into();
+    c.model.name = ModelSource::Pretrained("smollm2-135m");
     c.sampling.temperature = 1.0;
     c.sampling.top_p = 1.0;
     c.sampling.max_new_tokens = 192;
@@ -184,7 +194,7 @@ fn math_smollm2(c: &mut TrainConfig) {
     c.sft.epochs = 1;
     c.sft.batch_size = 8;
     c.sft.lr = 2e-5;
-    c.eval.splits = vec!["held_out".into()];
+    c.eval.splits = vec![EvalSplit::HeldOut];
     c.eval.temperature = 1.0;
     c.eval.top_p = 0.6;
     c.rl.update.mini_batch_size = 8;
@@ -209,7 +219,7 @@ fn math_tiny(c: &mut TrainConfig) {
     m.max_tool_response_chars = 512;
     m.system_prompt = "Use python.".into();
     m.sandbox.memory_mb = TrainConfig::default().env.math.sandbox.memory_mb;
-    c.model.name = "tiny".into();
+    c.model.name = ModelSource::Tiny;
     c.model.hidden_size = 64;
     c.model.intermediate_size = 128;
     c.model.num_layers = 2;
@@ -233,7 +243,7 @@ mod tests {
 
     #[test]
     fn spear_and_grpo_differ_only_where_spear_adds_something() {
-        for base in MATH_BASES {
+        for base in ["math", "math-tiny", "math-paper"] {
             let s = preset(&format!("{base}-spear")).unwrap();
             let g = preset(&format!("{base}-grpo")).unwrap();
             s.validate().unwrap();
@@ -305,7 +315,7 @@ mod tests {
     #[test]
     fn cpu_presets_scale_the_schedules_to_the_run() {
         let c = preset("math-spear").unwrap();
-        assert_eq!(c.model.name, "smollm2-135m");
+        assert_eq!(c.model.name, ModelSource::Pretrained("smollm2-135m"));
         assert_eq!(c.rl.reward.max_toolcall_steps, c.run.iterations);
         assert_eq!(c.rl.replay.max_replay_loss_steps, c.run.iterations);
         // 4 problems × G 4 = 16 conversations per iteration; buffer = half = 8.

@@ -3,10 +3,10 @@
 //! (spec §2.2, §5.3; docs/math.md "What a math-spear / math-grpo preset needs").
 
 use serde::{Deserialize, Serialize};
-use spear_envs::math::data::generator::FAMILIES;
-use spear_rl::config::{ConfigError, RlConfig, ToolCallReward, ToolCallVariant};
+use spear_envs::math::data::generator::Family;
+use spear_rl::config::ConfigError;
 
-use super::config::{check_pos, EvalConfig};
+use super::check::check_pos;
 
 /// Where training problems come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,16 +62,17 @@ pub enum SandboxBackend {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxSection {
-    /// Executor: `bwrap` (default; refuses to run without bubblewrap), `rlimits` (NO
-    /// isolation, trusted code only) or `http` (a SandboxFusion service).
+    /// Executor: `bwrap` (refuses to run without bubblewrap), `rlimits` (NO isolation,
+    /// trusted code only) or `http` (a SandboxFusion service). Default `bwrap`.
     pub backend: SandboxBackend,
     /// SandboxFusion URL (`backend = "http"`), e.g. `http://10.0.0.1:8080/run_code`.
+    /// Default empty.
     pub url: String,
-    /// Wall-clock limit per call, seconds (recipe: 30).
+    /// Wall-clock limit per call, in seconds. Default 30 (the recipe).
     pub timeout_s: f64,
-    /// Address-space limit per call, MiB (recipe: 1024).
+    /// Address-space limit per call, in MiB (at least 64). Default 1024 (the recipe).
     pub memory_mb: u64,
-    /// Tool calls run at once.
+    /// Tool calls run at once, in processes (or concurrent requests). Default 4.
     pub concurrency: u64,
 }
 
@@ -91,46 +92,50 @@ impl Default for SandboxSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MathConfig {
-    /// Training problems: `generated` (offline, default) or `dapo` (DAPO-Math-17k JSONL).
+    /// Training problems: `generated` (offline) or `dapo` (DAPO-Math-17k JSONL). Default
+    /// `generated`.
     pub source: MathSource,
-    /// `source = "dapo"`: path of the JSONL file (verl's layout).
+    /// `source = "dapo"`: path of the JSONL file (verl's layout). Default empty.
     pub dapo_path: String,
     /// Generator seed of the training problems (the held-out set uses another seed derived
-    /// from it; problems whose text also occurs in the training set are dropped).
+    /// from it; problems whose text also occurs in the training set are dropped). Default 0.
     pub generator_seed: u64,
-    /// Generator difficulty levels (1–3); empty = all three.
+    /// Generator difficulty levels (1–3). Default empty = all three.
     pub levels: Vec<u64>,
     /// Generator families (`big_arithmetic`, `modular`, `combinatorics`, `number_theory`,
-    /// `linear_system`, `sequence`); empty = all six.
-    pub families: Vec<String>,
+    /// `linear_system`, `sequence`). Default empty = all six.
+    pub families: Vec<Family>,
     /// Training problems (generated: this many; dapo: the first this many, 0 = all).
+    /// Default 1024.
     pub train_problems: u64,
     /// Problems per evaluation split (`held_out`: generated; `aime24`/`aime25`: the first
-    /// this many of 30, 0 = all).
+    /// this many of 30, 0 = all). Default 32.
     pub eval_problems: u64,
-    /// Samples per evaluation problem, k of avg@k / pass@k (the paper: 32).
+    /// Samples per evaluation problem, k of avg@k / pass@k (the paper: 32). Default 4.
     pub eval_k: u64,
-    /// Assistant turns per conversation (`max_assistant_turns`, spec §5.3: 8).
+    /// Assistant turns per conversation (`max_assistant_turns`, spec §5.3). Default 8.
     pub max_assistant_turns: u64,
-    /// Tool turns per conversation (`max_user_turns`, spec §5.3: 8).
+    /// Tool turns per conversation (`max_user_turns`, spec §5.3). Default 8.
     pub max_user_turns: u64,
-    /// Response budget in tokens, tool output included (verl `response_length`, spec §5.3:
-    /// 16384). `sampling.max_new_tokens` caps each assistant turn.
+    /// Response budget per conversation, in tokens, tool output included (verl
+    /// `response_length`, spec §5.3); equals `rl.drbot.max_response_length`.
+    /// `sampling.max_new_tokens` caps each assistant turn. Default 16384.
     pub max_response_tokens: u64,
-    /// Tool replies longer than this many characters keep half at each end (recipe: 16384).
+    /// Tool replies longer than this many characters keep half at each end. Default 16384
+    /// (the recipe).
     pub max_tool_response_chars: u64,
     /// How tool calls are written. Default `auto`.
     pub tool_format: ToolFormatArg,
-    /// System message before the problem. Empty: none, or — for templates that do not render
-    /// the tool schema (SmolLM2, the tiny model) — the built-in fenced-Python instruction
-    /// (`spear::rollout::math::FENCE_SYSTEM_PROMPT`).
+    /// System message before the problem. Default empty: none, or — for templates that do not
+    /// render the tool schema (SmolLM2, the tiny model) — the built-in fenced-Python
+    /// instruction (`spear::rollout::math::FENCE_SYSTEM_PROMPT`).
     pub system_prompt: String,
     /// Dr.BoT incomplete rule. Default `as_coded` (no boxed answer).
     pub incomplete_rule: IncompleteRuleArg,
     /// Most conversations per `generate` call (memory bound; 0 = all). Results do not depend
-    /// on it.
+    /// on it. Default 0.
     pub max_batch_conversations: u64,
-    /// The code interpreter.
+    /// The code interpreter (`[env.math.sandbox]`).
     pub sandbox: SandboxSection,
 }
 
@@ -158,13 +163,10 @@ impl Default for MathConfig {
     }
 }
 
-/// Evaluation splits of a math run.
-pub const MATH_EVAL_SPLITS: [&str; 3] = ["held_out", "aime24", "aime25"];
-
 impl MathConfig {
-    /// Checks `[env.math]` and the keys of other sections that a math run reads differently
-    /// (`eval.splits`, `rl.reward.toolcall_variant`), naming the dotted key.
-    pub fn validate(&self, eval: &EvalConfig, rl: &RlConfig) -> Result<(), ConfigError> {
+    /// Checks `[env.math]`, naming the dotted key (what it asks of other sections is checked
+    /// by `TrainConfig::validate`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.source == MathSource::Dapo && self.dapo_path.is_empty() {
             return Err(ConfigError::new(
                 "env.math.dapo_path",
@@ -175,13 +177,6 @@ impl MathConfig {
             return Err(ConfigError::new(
                 "env.math.levels",
                 format!("level {l} does not exist; levels are 1, 2 and 3"),
-            ));
-        }
-        let known: Vec<&str> = FAMILIES.iter().map(|f| f.name()).collect();
-        if let Some(f) = self.families.iter().find(|f| !known.contains(&f.as_str())) {
-            return Err(ConfigError::new(
-                "env.math.families",
-                format!("unknown family {f:?}; allowed: {}", known.join(", ")),
             ));
         }
         if self.source == MathSource::Generated {
@@ -210,41 +205,6 @@ impl MathConfig {
             return Err(ConfigError::new(
                 "env.math.sandbox.url",
                 "empty; backend = \"http\" needs the SandboxFusion /run_code URL",
-            ));
-        }
-        for split in &eval.splits {
-            if !MATH_EVAL_SPLITS.contains(&split.as_str()) {
-                return Err(ConfigError::new(
-                    "eval.splits",
-                    format!(
-                        "unknown math split {split:?}; allowed: {}",
-                        MATH_EVAL_SPLITS.join(", ")
-                    ),
-                ));
-            }
-        }
-        if eval.splits.iter().any(|s| s == "held_out") {
-            check_pos("env.math.eval_problems", self.eval_problems)?;
-        }
-        // verl's `response_length` is both the budget and Dr.BoT's overlong threshold (and the
-        // `seq-mean-token-sum-norm` length): keep them one number.
-        if rl.drbot.max_response_length != self.max_response_tokens {
-            return Err(ConfigError::new(
-                "rl.drbot.max_response_length",
-                format!(
-                    "{} differs from env.math.max_response_tokens = {}; for math they are one \
-                     number (verl's response_length): set both",
-                    rl.drbot.max_response_length, self.max_response_tokens
-                ),
-            ));
-        }
-        if rl.reward.toolcall_reward != ToolCallReward::None
-            && rl.reward.toolcall_variant == ToolCallVariant::Agent
-        {
-            return Err(ConfigError::new(
-                "rl.reward.toolcall_variant",
-                "`agent` counts environment steps; math needs `math_qwen3` or `math_qwen25` \
-                 (or rl.reward.toolcall_reward = \"none\")",
             ));
         }
         Ok(())

