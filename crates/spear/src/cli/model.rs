@@ -292,6 +292,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "spear bench model --model {} (batch {} x {}, generation {} + {}, median of {})",
             args.model, args.batch, args.seq_len, args.prompt_len, args.new_tokens, args.reps
         );
+        if args.only.iter().any(|w| w == "update") {
+            println!(
+                "update: {} rows of {} prompt + {} response tokens, one micro-batch, \
+                 peak RSS (VmHWM) of a fresh process per thread count",
+                args.batch, args.prompt_len, args.response_len
+            );
+        }
         println!("| threads | workload | tokens/s | median s | tokens per CPU-s | peak RSS MB |");
         println!("|---|---|---:|---:|---:|---:|");
         for &t in &args.threads {
