@@ -109,12 +109,21 @@ pub struct BenchArgs {
     /// Timed repetitions per workload (the median is reported).
     #[arg(long, default_value_t = 3, value_parser = crate::cli::at_least_one)]
     pub reps: usize,
-    /// Workloads to run (train, score, gen1, gen8).
+    /// Workloads to run (train, score, gen1, gen8; `update` on request: one RL optimizer step
+    /// through the trainer's `run_update` on `--batch` rows of `--prompt-len` +
+    /// `--response-len` tokens, one micro-batch, SPEAR's Clip-Cov loss with the entropy bonus).
     #[arg(long, value_delimiter = ',', default_value = "train,score,gen1,gen8")]
     pub only: Vec<String>,
     /// Device: `cpu` or `cuda:N` (a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// `update` workload: response tokens per row.
+    #[arg(long, default_value_t = 256, value_parser = crate::cli::at_least_one)]
+    pub response_len: usize,
+    /// `update` workload: `optim.token_budget`, the most padded tokens per forward pass (the
+    /// default is unbounded: the whole micro-batch in one pass).
+    #[arg(long, default_value_t = usize::MAX, value_parser = crate::cli::at_least_one)]
+    pub token_budget: usize,
     /// Instead of benchmarking, write the model as an HF directory here (for
     /// `benches/torch_model_bench.py --hf-dir`, so both sides run identical weights).
     #[arg(long)]
@@ -171,6 +180,114 @@ fn bench_model(
     Ok((p.model, Some(p.tokenizer)))
 }
 
+/// What the `update` workload reports besides its timing line.
+struct UpdateBench {
+    split_micro_batches: u64,
+    grad_norms: Vec<f64>,
+    on_policy: spear::train::update::PhaseStats,
+    setup_peak_mb: f64,
+}
+
+/// The `update` workload: `rows` (prompt, response) as one mini-batch of one micro-batch,
+/// behaviour log-probs from the model itself (scored one row at a time, so setting up costs
+/// less memory than any update), advantages ±1 alternating, then `args.reps` optimizer steps
+/// through `run_update` with `args.token_budget`.
+fn bench_update(
+    model: &Decoder,
+    rows: Vec<(Vec<u32>, Vec<u32>)>,
+    args: &BenchArgs,
+    threads: &str,
+) -> anyhow::Result<(String, UpdateBench)> {
+    use spear::train::update::{run_update, score_padded};
+    use spear_rl::config::RlConfig;
+    use spear_rl::sample::{GroupId, StepSample, TrajId};
+    use spear_rl::update_plan::UpdatePlan;
+    // `run_update` takes a policy; its tokenizer is never used here.
+    let tok = TextTokenizer::word_level(&["unused"], 1, &[])?;
+    let policy = Policy::new(model.clone(), tok)?;
+    let n = rows.len();
+    let mut samples = Vec::with_capacity(n);
+    for (i, (prompt, response)) in rows.into_iter().enumerate() {
+        let m = response.len();
+        let mut s = StepSample {
+            uid: GroupId(0),
+            traj_uid: TrajId(i as u64),
+            step_index: 0,
+            prompt_tokens: prompt,
+            response_tokens: response,
+            response_mask: vec![1; m],
+            old_log_probs: vec![],
+            step_reward: 0.0,
+            episode_reward: 0.0,
+            episode_length: 1,
+            tool_calls: 0,
+            is_action_valid: true,
+            anchor_obs: String::new(),
+            collected_at: 1,
+            score: 0.0,
+            step_return: 0.0,
+            advantage: if i % 2 == 0 { 1.0 } else { -1.0 },
+        };
+        let (lp, _) = score_padded(&policy, &[&s], usize::MAX, false, 1.0, Mode::Infer)?;
+        s.old_log_probs = lp.flatten_all()?.to_vec1::<f32>()?;
+        samples.push(s);
+    }
+    let setup_peak_mb = peak_rss_mb();
+    let mut rl = RlConfig::default();
+    rl.update.mini_batch_size = n as u64;
+    rl.update.micro_batch_size = n as u64;
+    let plan = UpdatePlan::build(n, 0, 1, &rl.update, &rl.replay);
+    let mut opt = AdamW::new(AdamWConfig::default());
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let (mut t, mut c, mut last) = (vec![], vec![], None);
+    for _ in 0..args.reps {
+        let (s, c0) = (Instant::now(), cpu_secs());
+        let stats = run_update(
+            &policy,
+            None,
+            &mut opt,
+            &plan,
+            &samples,
+            &[],
+            &rl,
+            &|_| 1e-6,
+            args.token_budget,
+            1.0,
+            args.response_len,
+            &mut rng,
+        )?;
+        t.push(s.elapsed().as_secs_f64());
+        c.push(cpu_secs() - c0);
+        last = Some(stats);
+    }
+    let stats = last.expect("at least one repetition");
+    let tokens = n * (args.prompt_len + args.response_len);
+    let m = median(t);
+    let budget = if args.token_budget == usize::MAX {
+        "unbounded".to_string()
+    } else {
+        args.token_budget.to_string()
+    };
+    let line = format!(
+        "| {threads} | update {n}x({}+{}), token_budget {budget} | {:.1} | {:.3} | {:.1} | {:.0} |",
+        args.prompt_len,
+        args.response_len,
+        tokens as f64 / m,
+        m,
+        tokens as f64 / median(c),
+        peak_rss_mb()
+    );
+    Ok((
+        line,
+        UpdateBench {
+            split_micro_batches: stats.split_micro_batches,
+            grad_norms: stats.grad_norms,
+            on_policy: stats.on_policy,
+            setup_peak_mb,
+        },
+    ))
+}
+
 /// Runs `spear bench model`.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.export_hf {
@@ -190,6 +307,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "spear bench model --model {} (batch {} x {}, generation {} + {}, median of {})",
             args.model, args.batch, args.seq_len, args.prompt_len, args.new_tokens, args.reps
         );
+        if args.only.iter().any(|w| w == "update") {
+            println!(
+                "update: {} rows of {} prompt + {} response tokens, one micro-batch, \
+                 peak RSS (VmHWM) of a fresh process per thread count",
+                args.batch, args.prompt_len, args.response_len
+            );
+        }
         println!("| threads | workload | tokens/s | median s | tokens per CPU-s | peak RSS MB |");
         println!("|---|---|---:|---:|---:|---:|");
         for &t in &args.threads {
@@ -233,6 +357,21 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .collect();
     let tokens = args.batch * args.seq_len;
     let want = |w: &str| args.only.iter().any(|x| x == w);
+    if want("update") {
+        let (batch, p, r) = (args.batch, args.prompt_len, args.response_len);
+        let rows: Vec<(Vec<u32>, Vec<u32>)> =
+            (0..batch).map(|_| (rand_ids(p), rand_ids(r))).collect();
+        let (line, stats) = bench_update(&model, rows, &args, &threads)?;
+        println!("{line}");
+        println!(
+            "#   {threads} thread(s) update: {} of 1 micro-batch split; gradient norm {:.9e}; \
+             pg_loss {:.9e}; peak RSS before the update {:.0} MB",
+            stats.split_micro_batches,
+            stats.grad_norms.first().copied().unwrap_or(f64::NAN),
+            stats.on_policy.mean().pg_loss,
+            stats.setup_peak_mb,
+        );
+    }
     if want("score") {
         let (mut t, mut c) = (vec![], vec![]);
         for _ in 0..args.reps {
