@@ -318,6 +318,17 @@ fn bad_model_specs_and_files_are_typed_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("/nonexistent/model"), "{e}");
+    // a missing file is "not found", whatever its extension
+    for missing in [
+        "/nonexistent/x.gguf",
+        "x-does-not-exist.gguf",
+        "/nonexistent/dir/",
+    ] {
+        let e = Policy::load(missing, DType::F32, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not found") && e.contains(missing), "{e}");
+    }
     let dir = std::env::temp_dir().join(format!("spear-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.json"), "{\"model_type\": \"llama\"").unwrap();

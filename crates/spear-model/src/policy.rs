@@ -72,6 +72,16 @@ impl Policy {
             return Self::new(m, t);
         }
         let known: Vec<&str> = pretrained::KNOWN.iter().map(|s| s.name).collect();
+        if !path.exists() {
+            return Err(ModelError::arg(
+                "model",
+                format!(
+                    "`{spec}` not found: there is no file or directory at {}, and it is not a \
+                     known model name ({known:?})",
+                    path.display()
+                ),
+            ));
+        }
         Err(ModelError::arg(
             "model",
             format!("`{spec}` is neither a known model ({known:?}), a .gguf file nor an HF model directory"),

@@ -30,7 +30,7 @@ fn math_dapo_score<'py>(
 
 /// SPEAR's math reward for one whole conversation (`recipe/spear/reward.py`).
 #[pyfunction]
-#[pyo3(signature = (response, ground_truth, n_tool_calls, global_step, *, variant="qwen3", schedule="cosine", max_toolcall_steps=200, incomplete="as_coded"))]
+#[pyo3(signature = (response, ground_truth, n_tool_calls, global_step, *, variant="qwen3", schedule="cosine", max_toolcall_steps=200, incomplete="upstream"))]
 #[allow(clippy::too_many_arguments)]
 fn spear_math_score<'py>(
     py: Python<'py>,
@@ -65,11 +65,11 @@ fn spear_math_score<'py>(
         }
     };
     let incomplete = match incomplete {
-        "as_coded" => IncompleteRule::AsCoded,
+        "upstream" => IncompleteRule::Upstream,
         "no_answer_no_tool_call" => IncompleteRule::NoAnswerNoToolCall,
         o => {
             return Err(value_error(format!(
-                "unknown incomplete rule {o:?}: use \"as_coded\" or \"no_answer_no_tool_call\""
+                "unknown incomplete rule {o:?}: use \"upstream\" or \"no_answer_no_tool_call\""
             )))
         }
     };
@@ -82,7 +82,7 @@ fn spear_math_score<'py>(
     let d = PyDict::new(py);
     d.set_item("score", s.score)?;
     d.set_item("acc", s.acc)?;
-    d.set_item("pred", s.pred.unwrap_or_default())?;
+    d.set_item("pred", s.pred)?;
     d.set_item("is_incomplete", s.is_incomplete)?;
     d.set_item("tool_call_reward", s.tool_call_reward)?;
     d.set_item("outcome", s.outcome)?;

@@ -380,12 +380,12 @@ fn math() -> Value {
                 let cfg = SpearRewardConfig {
                     variant,
                     schedule: ToolCallSchedule::SPEAR,
-                    incomplete: IncompleteRule::AsCoded,
+                    incomplete: IncompleteRule::Upstream,
                 };
                 let s = spear_score(sol, gt, calls, t, &cfg);
                 spear.push(json!({"response": sol, "ground_truth": gt, "n_tool_calls": calls,
                                   "global_step": t, "variant": vname, "score": s.score, "acc": s.acc,
-                                  "pred": s.pred.unwrap_or_default(), "is_incomplete": s.is_incomplete,
+                                  "pred": s.pred, "is_incomplete": s.is_incomplete,
                                   "tool_call_reward": s.tool_call_reward, "outcome": s.outcome}));
             }
         }

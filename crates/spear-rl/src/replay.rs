@@ -8,9 +8,28 @@
 //!    clear the buffer;
 //! 2. [`ReplayBuffer::update`] after the actor update: `remove_old`, then append
 //!    the per-group means/stds to D_R and store the samples with A > 0.
+//!
+//! **float32.** Upstream keeps the scores in a `torch.float32` reward tensor (verl-agent
+//! `EpisodeRewardManager`: `torch.zeros_like(responses, dtype=torch.float32)`, the score on
+//! the last response token), while the D_R percentiles are numpy float64
+//! (`np.percentile` over Python floats from `rm_score.item()`). Read in
+//! `verl-agent/verl/trainer/ppo/ray_trainer_hybrid.py` (`TrajectoryBufferBatch`) and
+//! `verl-agent/verl/trainer/ppo/core_algos.py` (`compute_grpo_outcome_advantage`),
+//! TencentYoutuResearch/SPEAR @ 7e8431513165640b4b1f78d09ebaae8807ee4f85. The port matches
+//! each point where the precision shows:
+//! * D_R is built from the stored scores rounded to f32 ([`stored_score`]), widened to f64
+//!   (`rm_score.item()`), then averaged in f64;
+//! * the fill measure compares f32 scores with the P50 **cast to f32** (`tensor > float`
+//!   promotes the Python scalar to the tensor's float32);
+//! * the recalibrated Ã is computed in f32: `f32(s) − f32(P50)`, divided by
+//!   `f32(P50_std + 1e-6)` with `norm_by_std` (0-dim float32 tensor op a Python float), and
+//!   the keep rule (`advantages.mean(-1) >= 0`, `> 0` in the math fork) reads that value.
+//!
+//! So a score equal to the P50 in f32 but above it in f64 is neither counted towards the
+//! trigger nor given Ã > 0, as upstream.
 
 use crate::config::{RecalibratedKeep, ReplayAdvantage, ReplayConfig};
-use crate::sample::{group_samples, trajectory_mean_scores, Batch, GroupIndex, StepSample};
+use crate::sample::{group_samples, Batch, GroupIndex, StepSample};
 use crate::stats::{largest_power_of_two_at_most, mean, percentile_linear, std_population};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -23,6 +42,12 @@ pub const MAX_TOLERATE_STEPS: u64 = 10;
 
 /// ε of the std-normalised recalibration (spec §2.4).
 const RECALIBRATION_EPS: f64 = 1e-6;
+
+/// A stored score as upstream holds it: the sum of its float32 reward tensor, which carries
+/// the score on one token, i.e. the score rounded to f32 (module docs).
+pub fn stored_score(s: &StepSample) -> f32 {
+    s.score as f32
+}
 
 /// One `update_batch` call's stored samples (`[batch, reward_tensor, infos, global_step]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,7 +230,18 @@ impl ReplayBuffer {
         let mut means = Vec::with_capacity(groups.len());
         let mut stds = Vec::with_capacity(groups.len());
         for g in groups {
-            let m = trajectory_mean_scores(&batch.samples, g);
+            // `reward_traj_rwscore`: per-trajectory np.mean of the f32 sums widened to f64.
+            let m: Vec<f64> = g
+                .trajectories
+                .iter()
+                .map(|(_, idx)| {
+                    let v: Vec<f64> = idx
+                        .iter()
+                        .map(|&i| stored_score(&batch.samples[i]) as f64)
+                        .collect();
+                    mean(&v)
+                })
+                .collect();
             means.push(mean(&m));
             stds.push(std_population(&m));
         }
@@ -249,19 +285,24 @@ impl ReplayBuffer {
     /// `get_buffer_size` (spec §2.3): in P50 mode, the number of stored samples
     /// whose stored score is strictly above P50 of the D_R means (with an empty
     /// D_R, above their own entry's mean score, as the code does); in
-    /// weight-decay mode, the raw sample count.
+    /// weight-decay mode, the raw sample count. Compared in f32 as upstream
+    /// (module docs): the f32 score against the P50 cast to f32.
     pub fn fill_measure(&self) -> usize {
         match self.cfg.advantage {
             ReplayAdvantage::WeightDecay(_) => self.stored_samples(),
             ReplayAdvantage::P50Baseline => {
-                let p50 = self.baseline_mean_percentile(50.0);
+                let p50 = self.baseline_mean_percentile(50.0).map(|p| p as f32);
                 self.entries
                     .iter()
                     .map(|e| {
+                        // `reward_tensor_sum.mean()`: a float32 mean
                         let threshold = p50.unwrap_or_else(|| {
-                            e.samples.iter().map(|s| s.score).sum::<f64>() / e.samples.len() as f64
+                            e.samples.iter().map(stored_score).sum::<f32>() / e.samples.len() as f32
                         });
-                        e.samples.iter().filter(|s| s.score > threshold).count()
+                        e.samples
+                            .iter()
+                            .filter(|s| stored_score(s) > threshold)
+                            .count()
                     })
                     .sum()
             }
@@ -275,12 +316,15 @@ impl ReplayBuffer {
     }
 
     /// Recalibrated advantage of a stored score (spec §2.4): Ã = s − P50_mean,
-    /// or (s − P50_mean)/(P50_std + 1e-6) with `norm_by_std`.
+    /// or (s − P50_mean)/(P50_std + 1e-6) with `norm_by_std`. In f32 as upstream
+    /// (module docs): `f32(s) − f32(P50_mean)`, divided by `f32(P50_std + 1e-6)`
+    /// (the sum in f64, as Python adds the two floats first).
     pub fn recalibrate(score: f64, p50_mean: f64, p50_std: f64, norm_by_std: bool) -> f64 {
+        let d = score as f32 - p50_mean as f32;
         if norm_by_std {
-            (score - p50_mean) / (p50_std + RECALIBRATION_EPS)
+            (d / (p50_std + RECALIBRATION_EPS) as f32) as f64
         } else {
-            score - p50_mean
+            d as f64
         }
     }
 
@@ -407,7 +451,9 @@ mod tests {
         // group 1: [4] → mean 4, std 0
         let (step, means) = b.baseline_means().next().unwrap();
         assert_eq!(*step, 1);
-        assert!((means[0] - 6.65).abs() < 1e-12);
+        // (the scores are read as f32, as upstream: 9.9 is 9.899999618530273)
+        // ((10 + 9.899999618530273)/2 + 10 + 0)/3 = 6.6499999364
+        assert!((means[0] - 6.649_999_936_4).abs() < 1e-9);
         assert_eq!(means[1], 4.0);
         assert!((b.baseline_std_percentile(0.0).unwrap() - 0.0).abs() < 1e-12);
         assert!((b.baseline_std_percentile(100.0).unwrap() - 4.702_304).abs() < 1e-5);
@@ -516,8 +562,12 @@ mod tests {
 
     #[test]
     fn recalibration_keep_rules_and_std_norm() {
-        // Ã with std: (9 − 7)/(2 + 1e-6) = 0.999999500
-        assert!((ReplayBuffer::recalibrate(9.0, 7.0, 2.0, true) - 2.0 / 2.000_001).abs() < 1e-12);
+        // Ã with std: (9 − 7)/(2 + 1e-6) = 0.999999500, in f32
+        assert_eq!(
+            ReplayBuffer::recalibrate(9.0, 7.0, 2.0, true),
+            (2.0f32 / 2.000_001f32) as f64
+        );
+        assert!((ReplayBuffer::recalibrate(9.0, 7.0, 2.0, true) - 2.0 / 2.000_001).abs() < 1e-7);
         assert_eq!(ReplayBuffer::recalibrate(9.0, 7.0, 2.0, false), 2.0);
         // a stored sample exactly at P50 is kept with ≥ 0 and dropped with > 0
         for (keep, expect) in [
@@ -534,6 +584,41 @@ mod tests {
             let eligible = if expect == 1 { 3 } else { 1 };
             assert_eq!(d.eligible, eligible);
         }
+    }
+
+    /// Upstream compares the float32 stored score with the P50 cast to float32: a score
+    /// above the P50 in f64 but equal to it in f32 is not counted towards the trigger and
+    /// gets Ã = 0 (kept by `>= 0`, dropped by `> 0`).
+    #[test]
+    fn score_equal_to_the_p50_in_f32_is_not_above_it() {
+        let above = 1.0 + 2f64.powi(-25); // half an f32 ulp of 1.0 is 2^-24: rounds to 1.0
+        assert!(above > 1.0 && above as f32 == 1.0f32);
+        for (keep, eligible) in [
+            (RecalibratedKeep::NonNegative, 1),
+            (RecalibratedKeep::Positive, 0),
+        ] {
+            let c = ReplayConfig {
+                keep,
+                buffer_size: 1,
+                trigger_factor: 0.0,
+                ..cfg()
+            };
+            let mut b = ReplayBuffer::new(&c, 0);
+            // one group: trajectories scored 1 + 2^-25 (A > 0, stored) and 1.0
+            b.update(
+                &Batch::new(vec![s(0, 0, above, 1.0), s(0, 1, 1.0, -1.0)]),
+                1,
+            );
+            // D_R from the f32 scores: mean(1.0, 1.0) = 1.0 (in f64 it would be 1 + 2^-26)
+            assert_eq!(b.baseline_mean_percentile(50.0), Some(1.0));
+            assert_eq!(b.fill_measure(), 0);
+            assert!(!b.is_full()); // 0 > 0·1 is false: not one step early
+            let d = b.take_replay();
+            assert_eq!(d.eligible, eligible, "{keep:?}");
+        }
+        assert_eq!(ReplayBuffer::recalibrate(above, 1.0, 0.0, false), 0.0);
+        // a P50 that rounds to the score in f32 compares equal too
+        assert_eq!(ReplayBuffer::recalibrate(1.0, above, 0.0, false), 0.0);
     }
 
     #[test]

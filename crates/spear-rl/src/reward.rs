@@ -90,6 +90,15 @@ pub fn apply_invalid_action_penalty(batch: &mut Batch, coef: f64) -> f64 {
 /// GiGPO discounted step returns (spec §2.8, §4.2): per trajectory, ordered by
 /// `step_index`, R_k = r_k + γ·R_{k+1} from the raw env step rewards (no tool
 /// bonus). Overwrites `step_return`; run it before the invalid penalty.
+///
+/// **Order.** Upstream (`compute_step_discounted_returns` in `verl-agent/gigpo/core_gigpo.py`,
+/// SPEAR @ 7e84315) takes a trajectory's samples in **batch order** (`np.where(traj_uids ==
+/// uid)`) and discounts backwards over that order; it never reads a step index. The two agree
+/// exactly when each trajectory's samples appear in the batch in step order, which is how
+/// verl-agent's rollout (and ours) builds the batch: step-major, step 0 of every environment
+/// first. For a batch whose samples are out of step order the port still discounts by
+/// `step_index`, where upstream would discount in the order given (tested below).
+/// Upstream casts the rewards to float32 (`astype(np.float32)`); the port keeps f64.
 pub fn compute_step_returns(batch: &mut Batch, gamma: f64) {
     let groups = group_samples(&batch.samples);
     compute_step_returns_grouped(batch, &groups, gamma);
@@ -179,6 +188,68 @@ mod tests {
         assert!((b.samples[0].step_return - 9.025).abs() < 1e-12);
         assert_eq!(b.samples[0].score, 10.0);
         assert!((ratio - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    /// Upstream's loop (`compute_step_discounted_returns`): per `traj_uid`, the samples in
+    /// batch order, discounted backwards over that order.
+    fn upstream_batch_order_returns(b: &Batch, gamma: f64) -> Vec<f64> {
+        let mut out = vec![0.0; b.len()];
+        let mut seen = Vec::new();
+        for s in &b.samples {
+            if !seen.contains(&s.traj_uid) {
+                seen.push(s.traj_uid);
+            }
+        }
+        for traj in seen {
+            let idx: Vec<usize> = (0..b.len())
+                .filter(|&i| b.samples[i].traj_uid == traj)
+                .collect();
+            let mut running = 0.0;
+            for &i in idx.iter().rev() {
+                running = b.samples[i].step_reward + gamma * running;
+                out[i] = running;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn step_returns_match_upstream_when_batches_are_in_step_order() {
+        // two trajectories, 3 steps each, step-major (as rollouts build batches)
+        let rewards = [[1.0, 0.0, 10.0], [0.0, 2.0, 5.0]];
+        let mut samples = Vec::new();
+        for step in 0..3u32 {
+            for traj in 0..2u64 {
+                let mut x = sample(0, traj, step, 0.0);
+                x.step_reward = rewards[traj as usize][step as usize];
+                samples.push(x);
+            }
+        }
+        let mut ordered = Batch::new(samples);
+        let want = upstream_batch_order_returns(&ordered, 0.95);
+        compute_step_returns(&mut ordered, 0.95);
+        let got: Vec<f64> = ordered.samples.iter().map(|s| s.step_return).collect();
+        assert_eq!(got, want);
+        // traj 0: R_2 = 10, R_1 = 9.5, R_0 = 1 + 0.95·9.5 = 10.025
+        assert!((got[0] - 10.025).abs() < 1e-12);
+
+        // Out of step order (traj 0's step 2 before its step 0): upstream discounts in batch
+        // order and differs; the port discounts by step_index and gives the same returns
+        // per step as the ordered batch.
+        let mut shuffled = ordered.clone();
+        shuffled.samples.swap(0, 4);
+        let upstream = upstream_batch_order_returns(&shuffled, 0.95);
+        compute_step_returns(&mut shuffled, 0.95);
+        let ours: Vec<f64> = shuffled.samples.iter().map(|s| s.step_return).collect();
+        assert_ne!(ours, upstream);
+        for (x, y) in shuffled.samples.iter().zip(&ours) {
+            let same = ordered
+                .samples
+                .iter()
+                .find(|o| o.traj_uid == x.traj_uid && o.step_index == x.step_index)
+                .unwrap();
+            assert_eq!(*y, same.step_return);
+        }
     }
 
     #[test]

@@ -120,10 +120,15 @@ fn three_hundred_steps_of_schedules_buffer_and_plan() {
                 assert_eq!(d.samples.len(), 2048);
                 assert!(!d.skipped);
                 let p50 = d.p50_mean.unwrap();
+                // Ã = s − P50, computed in f32 as upstream (spear_rl::replay module docs)
                 assert!(d
                     .samples
                     .iter()
-                    .all(|s| (s.advantage - (s.score - p50)).abs() < 1e-12));
+                    .all(|s| s.advantage == (s.score as f32 - p50 as f32) as f64));
+                assert!(d
+                    .samples
+                    .iter()
+                    .all(|s| (s.advantage - (s.score - p50)).abs() < 1e-6));
                 assert!(d.samples.iter().all(|s| t - s.collected_at <= 5));
                 assert_eq!(buffer.stored_samples(), 0);
                 d.samples.len()

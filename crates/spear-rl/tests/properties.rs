@@ -168,8 +168,10 @@ proptest! {
                 .collect(),
         );
         buf.update(&batch, last);
-        // brute force over all D_R means (history + the stored step's groups)
-        let mut all: Vec<f64> = history.iter().flatten().copied().chain(stored.iter().copied()).collect();
+        // brute force over all D_R means (history + the stored step's groups); the buffer reads
+        // scores as float32 like upstream's reward tensor (spear_rl::replay module docs)
+        let f32_of = |x: f64| x as f32 as f64;
+        let mut all: Vec<f64> = history.iter().flatten().copied().chain(stored.iter().copied()).map(f32_of).collect();
         all.sort_by(|a, b| a.total_cmp(b));
         let n = all.len();
         let median = if n % 2 == 1 { all[n / 2] } else { 0.5 * (all[n / 2 - 1] + all[n / 2]) };
@@ -177,10 +179,10 @@ proptest! {
         let p50 = draw.p50_mean.unwrap();
         prop_assert!((p50 - median).abs() < 1e-9, "p50 {} median {}", p50, median);
         // every replayed sample has Ã = s − P50 ≥ 0, and the eligible count is right
-        let eligible = stored.iter().filter(|&&s| s - median >= 0.0).count();
+        let eligible = stored.iter().filter(|&&s| s as f32 - median as f32 >= 0.0).count();
         prop_assert_eq!(draw.eligible, eligible);
         for s in &draw.samples {
-            prop_assert!((s.advantage - (s.score - p50)).abs() < 1e-12);
+            prop_assert_eq!(s.advantage, (s.score as f32 - p50 as f32) as f64);
             prop_assert!(s.advantage >= 0.0);
         }
     }

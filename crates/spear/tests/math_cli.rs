@@ -46,6 +46,21 @@ fn score_strict_and_minerva() {
     assert_eq!(v, serde_json::json!({"score": 1.0, "pred": "1000"}));
 }
 
+/// `math_dapo`'s preds: strict mode's `None` prints as `null` and never matches (not even a
+/// ground truth `[INVALID]`); Minerva mode without an `Answer:` line returns the string
+/// `"[INVALID]"`, printed as such (upstream normalises and compares it like any answer).
+#[test]
+fn score_prints_upstream_preds() {
+    let v = score(&["--answer=42"], "no answer line");
+    assert_eq!(v, serde_json::json!({"score": -1.0, "pred": "[INVALID]"}));
+    let v = score(&["--answer=[INVALID]"], "no answer line");
+    assert_eq!(v, serde_json::json!({"score": 1.0, "pred": "[INVALID]"}));
+    let v = score(&["--answer=[INVALID]", "--strict"], "no box");
+    assert_eq!(v, serde_json::json!({"score": -1.0, "pred": null}));
+    let v = score(&["--answer=[INVALID]", "--strict"], "\\boxed{[INVALID]}");
+    assert_eq!(v, serde_json::json!({"score": 1.0, "pred": "[INVALID]"}));
+}
+
 #[test]
 fn score_spear_fields() {
     // Qwen3 variant, 2 calls, t = 100 (μ = 0.5): wrong → −1 + 0.2·0.5 = −0.9
@@ -58,18 +73,20 @@ fn score_spear_fields() {
         (v["acc"].clone(), v["is_incomplete"].clone()),
         (false.into(), false.into())
     );
+    // reward.py as it runs: no box is not incomplete, and the reported pred is ""
     let v = score(&["--answer=5", "--spear"], "no answer");
-    assert_eq!(v["is_incomplete"], true);
-    assert_eq!(v["pred"], serde_json::Value::Null);
-    let v = score(
-        &[
-            "--answer=5",
-            "--spear",
-            "--tool-calls=1",
-            "--incomplete-needs-no-tool-call",
-        ],
-        "no answer",
+    assert_eq!(v["is_incomplete"], false);
+    assert_eq!(v["pred"], "");
+    // only a literal boxed [INVALID] is flagged (its pred is reported as "")
+    let v = score(&["--answer=5", "--spear"], "\\boxed{[INVALID]}");
+    assert_eq!(
+        (v["is_incomplete"].clone(), v["pred"].clone()),
+        (true.into(), "".into())
     );
+    // the CPU presets' rule: no box and no tool call
+    let cpu = ["--answer=5", "--spear", "--incomplete-needs-no-tool-call"];
+    assert_eq!(score(&cpu, "no answer")["is_incomplete"], true);
+    let v = score(&[&cpu[..], &["--tool-calls=1"]].concat(), "no answer");
     assert_eq!(v["is_incomplete"], false);
 }
 

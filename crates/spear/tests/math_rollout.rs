@@ -502,7 +502,9 @@ fn a_tool_message_past_the_budget_ends_the_conversation() {
     // The call was made (counted, as verl counts the message) but no reply was appended.
     assert_eq!(smp.tool_calls, 1);
     assert_eq!(smp.episode_reward, -1.0);
-    assert!(out.conversations[0].is_incomplete);
+    // No box: upstream's rule (the default) does not flag it; only a boxed [INVALID] is.
+    assert!(!out.conversations[0].is_incomplete);
+    assert_eq!(out.conversations[0].pred, None);
 
     // A budget smaller than the first turn truncates it and stops.
     let cfg = MathRolloutConfig {

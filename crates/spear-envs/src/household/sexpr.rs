@@ -68,6 +68,11 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// Lists nested deeper than this are refused: dropping, printing or walking an expression
+/// recurses once per level, and a list nested 200 000 deep overflowed the stack. ALFRED's
+/// domain and problems nest under 20 deep.
+pub const MAX_DEPTH: usize = 512;
+
 /// Parse exactly one top-level s-expression (trailing whitespace/comments allowed).
 pub fn parse(text: &str) -> Result<SExpr, ParseError> {
     let mut stack: Vec<(Vec<SExpr>, usize)> = Vec::new();
@@ -93,6 +98,12 @@ pub fn parse(text: &str) -> Result<SExpr, ParseError> {
                         line,
                         what: "text after the closing parenthesis of the top-level expression"
                             .into(),
+                    });
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(ParseError {
+                        line,
+                        what: format!("lists nested more than {MAX_DEPTH} deep"),
                     });
                 }
                 stack.push((Vec::new(), line));

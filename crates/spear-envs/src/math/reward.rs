@@ -1,9 +1,6 @@
 //! SPEAR's math reward (spec §2.2 "Intrinsic tool-call reward, math";
 //! `recipe/spear/reward.py`).
 //!
-//! * `default_compute_score` for `math_dapo` / `aime*` sources runs the strict
-//!   verifier and sets `is_incomplete = 1` when the prediction is `"[INVALID]"`
-//!   (no closed `\boxed{}` in the last 100 characters), replacing the pred by `""`.
 //! * `r_tc = min(1, 0.1 · n_tc)` where `n_tc` counts assistant messages that
 //!   carry `tool_calls`.
 //! * μ(t) (`use_toolcall_reward`): `none` → 0, `constant` → 1, `cosine` →
@@ -12,14 +9,34 @@
 //! * Qwen3 variant (`..._posneg_decay_qwen3`): μ clamped `≥ 0`; if `score ≤ 0`
 //!   `score += r_tc · μ`, else `score += 1[r_tc > 0] · μ`.
 //!
-//! **Incomplete samples.** As coded upstream the override "tool calls present and
-//! not incomplete ⇒ incomplete = 0" is a no-op (spec §8.18), so
-//! `is_incomplete` is exactly "no boxed answer" ([`IncompleteRule::AsCoded`],
-//! the default). [`IncompleteRule::NoAnswerNoToolCall`] implements what the
-//! comment in `reward.py` says was meant (no boxed answer **and** no tool call);
-//! the issue text describes that reading, so both are offered.
+//! **`is_incomplete` and the reported prediction, traced** (`verl/recipe/spear/reward.py`
+//! and `verl/verl/utils/reward_score/math_dapo.py`, TencentYoutuResearch/SPEAR @
+//! 7e8431513165640b4b1f78d09ebaae8807ee4f85). For `math_dapo` / `aime*` sources
+//! `default_compute_score` runs
+//!
+//! ```text
+//! res = math_dapo.compute_score(solution_str, ground_truth, strict_box_verify=True)
+//! if res["pred"] in ["[INVALID]"]: res["is_incomplete"] = 1; res["pred"] = ""
+//! else:                            res["is_incomplete"] = 0
+//! if res["pred"] is None:          res["pred"] = ""
+//! ```
+//!
+//! Strict verification returns `pred = None` for a response without a closed box in its
+//! last 100 characters (it never returns the string `"[INVALID]"`; only the non-strict
+//! mode does), and `None in ["[INVALID]"]` is false. So the flag is decided *before* `None`
+//! becomes `""`, and it is 1 **only when the boxed content is literally `[INVALID]`**; an
+//! answer without a box is not flagged. The reported `pred` is `""` for no box and for a
+//! boxed `[INVALID]`, else the boxed content. The two reward functions then apply
+//! `if "is_incomplete" in res and res_toolcall and not res["is_incomplete"]:
+//! res["is_incomplete"] = 0`, which changes nothing (spec §8 item 18).
+//! [`IncompleteRule::Upstream`] (the default) reproduces exactly this.
+//!
+//! The comment next to that override says what was meant: a response with neither a tool
+//! call nor a final answer is degenerate and should be masked.
+//! [`IncompleteRule::NoAnswerNoToolCall`] implements that reading (no closed box **and** no
+//! tool call); the CPU math presets use it (docs/math.md).
 
-use super::verify::{compute_score, DapoScore};
+use super::verify::{compute_score, DapoScore, INVALID_PRED};
 
 /// How the tool-call bonus decays with the training step (`use_toolcall_reward`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,11 +85,25 @@ pub enum RewardVariant {
 /// How `is_incomplete` is decided (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IncompleteRule {
-    /// Upstream as it runs: incomplete iff no boxed answer was extracted.
+    /// `reward.py` as it runs: incomplete iff the strict verifier's prediction is the
+    /// literal string `[INVALID]` (a boxed `[INVALID]`). A response without a box is
+    /// **not** incomplete.
     #[default]
-    AsCoded,
-    /// The documented intent: no boxed answer and no tool call.
+    Upstream,
+    /// The CPU presets' rule (the intent stated in `reward.py`'s comment): no closed box
+    /// in the last 100 characters **and** no tool call.
     NoAnswerNoToolCall,
+}
+
+impl IncompleteRule {
+    /// Whether a conversation is incomplete, given the strict verifier's prediction
+    /// (`None`: no closed box) and the number of tool-call messages.
+    pub fn is_incomplete(self, verifier_pred: Option<&str>, n_tool_calls: usize) -> bool {
+        match self {
+            IncompleteRule::Upstream => verifier_pred == Some(INVALID_PRED),
+            IncompleteRule::NoAnswerNoToolCall => verifier_pred.is_none() && n_tool_calls == 0,
+        }
+    }
 }
 
 /// The SPEAR reward's output for one conversation.
@@ -82,8 +113,12 @@ pub struct SpearScore {
     pub score: f64,
     /// Verifier accuracy (the reported metric).
     pub acc: bool,
-    /// The extracted prediction; `None` when nothing was extracted (upstream: `""`).
-    pub pred: Option<String>,
+    /// The prediction as `reward.py` reports it: `""` when the verifier's prediction is
+    /// `None` (no closed box) or `"[INVALID]"`, else the boxed content.
+    pub pred: String,
+    /// The strict verifier's own prediction (`None`: no closed box in the last 100
+    /// characters). Not an upstream field.
+    pub extracted: Option<String>,
     /// Masked out of the loss by the Dr.BoT incomplete filter.
     pub is_incomplete: bool,
     /// The tool-call reward before decay, `min(1, 0.1 · n_tc)`.
@@ -118,7 +153,7 @@ impl Default for SpearRewardConfig {
         SpearRewardConfig {
             variant: RewardVariant::Qwen3,
             schedule: ToolCallSchedule::SPEAR,
-            incomplete: IncompleteRule::AsCoded,
+            incomplete: IncompleteRule::Upstream,
         }
     }
 }
@@ -148,14 +183,18 @@ pub fn spear_score(
             }
         }
     }
-    let is_incomplete = match cfg.incomplete {
-        IncompleteRule::AsCoded => !base.extracted,
-        IncompleteRule::NoAnswerNoToolCall => !base.extracted && n_tool_calls == 0,
+    let is_incomplete = cfg
+        .incomplete
+        .is_incomplete(base.pred.as_deref(), n_tool_calls);
+    let pred = match base.pred.as_deref() {
+        None | Some(INVALID_PRED) => String::new(),
+        Some(p) => p.to_string(),
     };
     SpearScore {
         score,
         acc: base.acc,
-        pred: base.pred_or_none().map(str::to_string),
+        pred,
+        extracted: base.pred,
         is_incomplete,
         tool_call_reward: r_tc,
         outcome: base.score,
@@ -234,19 +273,33 @@ mod tests {
 
     #[test]
     fn incomplete_rules() {
-        let coded = SpearRewardConfig::default();
-        let intended = SpearRewardConfig {
+        let upstream = SpearRewardConfig::default();
+        let cpu = SpearRewardConfig {
             incomplete: IncompleteRule::NoAnswerNoToolCall,
             ..Default::default()
         };
-        // no box, with a tool call: incomplete as coded, complete as intended
-        let a = spear_score("ran code, no answer", "5", 1, 10, &coded);
-        let b = spear_score("ran code, no answer", "5", 1, 10, &intended);
-        assert!(a.is_incomplete && !b.is_incomplete);
-        assert_eq!(a.pred, None);
-        // no box, no call: incomplete under both
-        assert!(spear_score("nothing", "5", 0, 10, &intended).is_incomplete);
-        // a box (even wrong) is never incomplete
-        assert!(!spear_score("\\boxed{1}", "5", 0, 10, &coded).is_incomplete);
+        // reward.py as it runs: no box is NOT incomplete (strict pred None is not
+        // "[INVALID]"), with or without a tool call; the reported pred is "".
+        for calls in [0, 1] {
+            let a = spear_score("ran code, no answer", "5", calls, 10, &upstream);
+            assert!(!a.is_incomplete, "{calls} calls");
+            assert_eq!((a.pred.as_str(), a.extracted.as_deref()), ("", None));
+        }
+        // only a literal boxed [INVALID] is flagged, and its pred is reported as ""
+        let a = spear_score("\\boxed{[INVALID]}", "5", 1, 10, &upstream);
+        assert!(a.is_incomplete);
+        assert_eq!(
+            (a.pred.as_str(), a.extracted.as_deref()),
+            ("", Some("[INVALID]"))
+        );
+        // a wrong box is reported as is
+        let a = spear_score("\\boxed{1}", "5", 0, 10, &upstream);
+        assert!(!a.is_incomplete);
+        assert_eq!(a.pred, "1");
+        // the CPU presets' rule: no box and no tool call
+        assert!(spear_score("nothing", "5", 0, 10, &cpu).is_incomplete);
+        assert!(!spear_score("ran code, no answer", "5", 1, 10, &cpu).is_incomplete);
+        assert!(!spear_score("\\boxed{1}", "5", 0, 10, &cpu).is_incomplete);
+        assert!(!spear_score("\\boxed{[INVALID]}", "5", 0, 10, &cpu).is_incomplete);
     }
 }

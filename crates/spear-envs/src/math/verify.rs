@@ -9,15 +9,23 @@
 //!   keep the last 100 characters, take the **last** `\boxed{` and match braces
 //!   to its closing `}`; the content must equal the ground truth **exactly** (no
 //!   normalisation of either side). No box, or a box that never closes, gives
-//!   the prediction `"[INVALID]"`.
+//!   the prediction `None` (upstream's `extracted_pred = None`), which equals no
+//!   ground truth: even a ground truth `"[INVALID]"` scores −1.
 //! * **Non-strict** (the function's default, Minerva): the last match of
 //!   `(?i)Answer\s*:\s*([^\n]+)`, then `normalize_final_answer` on both the
-//!   prediction and the ground truth; no match gives `"[INVALID]"`.
+//!   prediction and the ground truth; no match gives the string `"[INVALID]"`
+//!   (normalised like any answer, so a ground truth `"[INVALID]"` scores +1 here,
+//!   as upstream).
 //! * Score `+1.0` when correct, else `-1.0`; `acc` is the boolean.
+//!
+//! Read from `verl/verl/utils/reward_score/math_dapo.py` of TencentYoutuResearch/SPEAR
+//! @ 7e8431513165640b4b1f78d09ebaae8807ee4f85 (`is_correct_strict_box` returns
+//! `Optional[str]`; `is_correct_minerva` returns `str`).
 
 use super::pystr::{is_py_space, last_chars, py_isdigit, py_strip};
 
-/// The prediction string upstream returns when nothing could be extracted.
+/// The prediction string upstream's **non-strict** (Minerva) mode returns when there is
+/// no `Answer:` line. Strict mode returns `None` instead (see [`DapoScore::pred`]).
 pub const INVALID_PRED: &str = "[INVALID]";
 
 /// `math_dapo.compute_score`'s result.
@@ -27,18 +35,14 @@ pub struct DapoScore {
     pub score: f64,
     /// Whether the prediction matched.
     pub acc: bool,
-    /// The prediction exactly as upstream returns it (`"[INVALID]"` when
-    /// nothing was extracted).
-    pub pred: String,
-    /// False when nothing was extracted (no box / no `Answer:` line).
+    /// The prediction exactly as upstream returns it: strict mode gives `None`
+    /// when there is no closed box in the last 100 characters; non-strict mode
+    /// always gives a string (`"[INVALID]"` when there is no `Answer:` line).
+    pub pred: Option<String>,
+    /// False when nothing was extracted (no box / no `Answer:` line). Not an
+    /// upstream field: in strict mode it is `pred.is_some()`; in non-strict mode it
+    /// tells a missing `Answer:` line from an answer that normalises to `[INVALID]`.
     pub extracted: bool,
-}
-
-impl DapoScore {
-    /// The prediction, or `None` when nothing was extracted.
-    pub fn pred_or_none(&self) -> Option<&str> {
-        self.extracted.then_some(self.pred.as_str())
-    }
 }
 
 /// `math_dapo.compute_score(solution, ground_truth, strict_box_verify)`.
@@ -85,18 +89,19 @@ pub fn remove_boxed(s: &str) -> &str {
         .unwrap_or(s)
 }
 
-fn is_correct_strict_box(solution: &str, gt: &str) -> (bool, String, bool) {
+/// `is_correct_strict_box`: `None == gt` is false for every string ground truth.
+fn is_correct_strict_box(solution: &str, gt: &str) -> (bool, Option<String>, bool) {
     let tail = last_chars(solution, 100);
     match last_boxed_only_string(tail) {
         Some(b) => {
             let p = remove_boxed(b);
-            (p == gt, p.to_string(), true)
+            (p == gt, Some(p.to_string()), true)
         }
-        None => (INVALID_PRED == gt, INVALID_PRED.to_string(), false),
+        None => (false, None, false),
     }
 }
 
-fn is_correct_minerva(solution: &str, gt: &str) -> (bool, String, bool) {
+fn is_correct_minerva(solution: &str, gt: &str) -> (bool, Option<String>, bool) {
     let answers = find_answer_lines(solution);
     let (raw, extracted) = match answers.last() {
         Some(a) => (*a, true),
@@ -104,7 +109,7 @@ fn is_correct_minerva(solution: &str, gt: &str) -> (bool, String, bool) {
     };
     let pred = normalize_final_answer(raw);
     let gt = normalize_final_answer(gt);
-    (pred == gt, pred, extracted)
+    (pred == gt, Some(pred), extracted)
 }
 
 /// Python `re.findall(r"(?i)Answer\s*:\s*([^\n]+)", s)`, with the regex
@@ -416,11 +421,24 @@ mod tests {
             let r = compute_score(&resp, gt, true);
             assert_eq!(r.score, score, "response {resp:?}");
             assert_eq!(r.acc, score > 0.0);
-            assert_eq!(r.pred_or_none(), pred, "response {resp:?}");
-            if pred.is_none() {
-                assert_eq!(r.pred, INVALID_PRED);
-            }
+            assert_eq!(r.pred.as_deref(), pred, "response {resp:?}");
+            assert_eq!(r.extracted, pred.is_some());
         }
+    }
+
+    /// Upstream's strict pred is `None` when nothing is boxed, and `None == "[INVALID]"`
+    /// is false: a ground truth `[INVALID]` must not score +1 without a box. A literal
+    /// boxed `[INVALID]` does match it. Non-strict mode returns the string `"[INVALID]"`,
+    /// which upstream normalises and compares like any answer (so it does match).
+    #[test]
+    fn invalid_ground_truth() {
+        let r = compute_score("no box at all", INVALID_PRED, true);
+        assert_eq!((r.score, r.acc, r.pred), (-1.0, false, None));
+        let r = compute_score("\\boxed{[INVALID]}", INVALID_PRED, true);
+        assert_eq!((r.score, r.pred.as_deref()), (1.0, Some(INVALID_PRED)));
+        let r = compute_score("no answer line", INVALID_PRED, false);
+        assert_eq!((r.score, r.pred.as_deref()), (1.0, Some(INVALID_PRED)));
+        assert!(!r.extracted);
     }
 
     #[test]
@@ -464,19 +482,20 @@ mod tests {
     #[test]
     fn minerva_mode() {
         let r = compute_score("Reasoning...\nAnswer: 42", "42", false);
-        assert_eq!((r.score, r.pred.as_str()), (1.0, "42"));
+        assert_eq!((r.score, r.pred.as_deref()), (1.0, Some("42")));
         // the last Answer: line counts, case-insensitive
         let r = compute_score("answer: 1\nANSWER : 2", "2", false);
-        assert_eq!((r.score, r.pred.as_str()), (1.0, "2"));
+        assert_eq!((r.score, r.pred.as_deref()), (1.0, Some("2")));
         // `\s*` may cross a newline
         let r = compute_score("Answer:\n\n 17", "17", false);
-        assert_eq!(r.pred, "17");
+        assert_eq!(r.pred.as_deref(), Some("17"));
         // ground truth is normalised too
         let r = compute_score("Answer: $1,000$", "1000", false);
         assert_eq!(r.score, 1.0);
         // nothing to extract
         let r = compute_score("no final line", "1", false);
-        assert_eq!((r.score, r.pred_or_none()), (-1.0, None));
+        assert_eq!((r.score, r.pred.as_deref()), (-1.0, Some(INVALID_PRED)));
+        assert!(!r.extracted);
         // a box is not an Answer: line in this mode
         let r = compute_score("\\boxed{3}", "3", false);
         assert_eq!(r.score, -1.0);

@@ -25,7 +25,8 @@
 //!
 //! Modules:
 //! * [`fuzz`]: thefuzz 0.19.0 `token_set_ratio` over a difflib port (+ Levenshtein option).
-//! * [`normalize`]: the colour set and `normalize_color`.
+//! * [`normalize`]: the colour set, `normalize_color` and Python's `repr(str)`.
+//! * [`py_printable`]: CPython's non-printable code points (generated table).
 //! * [`product`]: products, goals, goal options.
 //! * [`reward`]: `get_reward` (type, attribute, option, price), exact but for spaCy nouns.
 //! * [`score_case`]: the reward of a case given in WebShop's dict shapes.
@@ -51,6 +52,7 @@ pub mod normalize;
 pub mod pages;
 pub mod product;
 pub mod prompt;
+pub mod py_printable;
 pub mod reward;
 pub mod score_case;
 pub mod search;

@@ -9,13 +9,16 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::Value;
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::{Arch, ModelConfig};
 use crate::decoder::Decoder;
 use crate::error::{ModelError, Result};
+use crate::load::gguf_header::read_header;
 use crate::load::hf::params_from_tensors;
+use crate::load::memory::{check_fits, KeyStyle};
+use crate::params::param_specs;
 use crate::tokenizer::{TextTokenizer, CHATML_TEMPLATE};
 
 /// Undoes llama.cpp's q/k row permutation: GGUF rows of a head are ordered
@@ -65,11 +68,14 @@ impl Meta<'_> {
     }
     fn usize(&self, key: &str) -> Result<usize> {
         let v = self.get(key)?;
-        v.to_u64()
-            .map(|x| x as usize)
-            .or_else(|_| v.to_u32().map(|x| x as usize))
-            .or_else(|_| v.to_i32().map(|x| x as usize))
-            .map_err(|e| self.err(key, e.to_string()))
+        let n = match (v.to_u64(), v.to_i32(), v.to_i64()) {
+            (Ok(n), _, _) => Some(n),
+            (_, Ok(x), _) => u64::try_from(x).ok(),
+            (_, _, Ok(x)) => u64::try_from(x).ok(),
+            _ => return Err(self.err(key, format!("{v:?} is not an integer"))),
+        };
+        n.and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| self.err(key, format!("{v:?} is not a non-negative size")))
     }
     fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
         match self.md.get(key) {
@@ -130,16 +136,33 @@ fn hf_name(gguf: &str) -> Option<String> {
 }
 
 /// Loads a GGUF file as a trainable decoder (dequantized to `dtype`) and its tokenizer.
+///
+/// The header is read by [`read_header`] (every size checked against the file); the model's
+/// parameter count is checked against the memory available ([`check_fits`], at 4 bytes per
+/// parameter or more since tensors are dequantized to f32) and each tensor's shape against the
+/// configuration before any tensor is read.
 pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<(Decoder, TextTokenizer)> {
     let file_name = path.display().to_string();
-    let mut f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
-    let content = Content::read(&mut f).map_err(|e| ModelError::Weights {
-        file: file_name.clone(),
-        name: "*".into(),
-        reason: format!("not a readable GGUF file: {e}"),
+    let f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+    let mut f = std::io::BufReader::new(f);
+    let header = read_header(&mut f).map_err(|e| {
+        let reason = format!("not a readable GGUF file: {}", e.reason);
+        if e.tensor {
+            ModelError::Weights {
+                file: file_name.clone(),
+                name: e.at,
+                reason,
+            }
+        } else {
+            ModelError::Config {
+                source_name: file_name.clone(),
+                key: e.at,
+                reason,
+            }
+        }
     })?;
     let m = Meta {
-        md: &content.metadata,
+        md: &header.metadata,
         file: file_name.clone(),
     };
     let arch_name = m
@@ -166,7 +189,7 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<(Decoder,
     let head_dim = m
         .usize(&a("attention.key_length"))
         .unwrap_or(hidden / heads.max(1));
-    let has_output = content.tensor_infos.contains_key("output.weight");
+    let has_output = header.tensor("output.weight").is_some();
     let bos = m.opt_u32("tokenizer.ggml.bos_token_id");
     let eos = m.opt_u32("tokenizer.ggml.eos_token_id");
     let cfg = ModelConfig {
@@ -184,23 +207,59 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<(Decoder,
         rope_theta: m.opt_f64(&a("rope.freq_base"))?.unwrap_or(10000.0),
         rope_interleaved: false,
         tie_word_embeddings: !has_output,
-        qkv_bias: content.tensor_infos.contains_key("blk.0.attn_q.bias"),
+        qkv_bias: header.tensor("blk.0.attn_q.bias").is_some(),
         qk_norm: arch == Arch::Qwen3,
         max_position_embeddings: m.usize(&a("context_length")).unwrap_or(4096),
         bos_token_id: bos,
         eos_token_ids: eos.into_iter().collect(),
     };
     cfg.validate(&file_name)?;
+    check_fits(
+        &cfg,
+        dtype.size_in_bytes().max(4),
+        device,
+        &file_name,
+        KeyStyle::Gguf { arch: &arch_name },
+    )?;
+    let needed = crate::load::memory::estimate(&cfg).tensors;
+    if needed > header.tensors.len() as u128 {
+        return Err(m.err(
+            &a("block_count"),
+            format!(
+                "{} layers need {needed} tensors, the file has {}",
+                cfg.num_layers,
+                header.tensors.len()
+            ),
+        ));
+    }
+    let shapes: HashMap<String, Vec<usize>> = param_specs(&cfg)
+        .into_iter()
+        .map(|(n, s, _)| (n, s))
+        .collect();
     let mut tensors = HashMap::new();
-    for name in content.tensor_infos.keys() {
-        let Some(hf) = hf_name(name) else { continue };
-        let q = content
-            .tensor(&mut f, name, device)
-            .map_err(|e| ModelError::Weights {
-                file: file_name.clone(),
-                name: name.clone(),
-                reason: e.to_string(),
-            })?;
+    for t in &header.tensors {
+        let Some(hf) = hf_name(&t.name) else { continue };
+        // A tensor the configuration has no parameter for is not read.
+        let Some(shape) = shapes.get(&hf) else {
+            continue;
+        };
+        let weights_err = |reason: String| ModelError::Weights {
+            file: file_name.clone(),
+            name: t.name.clone(),
+            reason,
+        };
+        if &t.dims != shape {
+            return Err(weights_err(format!(
+                "shape {:?}, config implies {shape:?}",
+                t.dims
+            )));
+        }
+        let info = t
+            .candle_info()
+            .ok_or_else(|| weights_err(format!("ggml type {} is not supported", t.type_code)))?;
+        let q = info
+            .read(&mut f, header.data_offset, device)
+            .map_err(|e| weights_err(e.to_string()))?;
         let mut t = q.dequantize(device)?;
         if arch == Arch::Llama {
             if hf.contains("q_proj") {
@@ -213,12 +272,12 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<(Decoder,
     }
     let params = params_from_tensors(&cfg, tensors, dtype, &file_name)?;
     let model = Decoder::new(cfg, params)?;
-    let merges = if content.metadata.contains_key("tokenizer.ggml.merges") {
+    let merges = if header.metadata.contains_key("tokenizer.ggml.merges") {
         m.strings("tokenizer.ggml.merges")?
     } else {
         vec![]
     };
-    let types: Vec<i32> = match content.metadata.get("tokenizer.ggml.token_type") {
+    let types: Vec<i32> = match header.metadata.get("tokenizer.ggml.token_type") {
         Some(v) => v
             .to_vec()
             .map_err(|e| m.err("tokenizer.ggml.token_type", e.to_string()))?
@@ -227,12 +286,12 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<(Decoder,
             .collect(),
         None => vec![],
     };
-    let pre = content
+    let pre = header
         .metadata
         .get("tokenizer.ggml.pre")
         .and_then(|v| v.to_string().ok().cloned())
         .unwrap_or_default();
-    let template = content
+    let template = header
         .metadata
         .get("tokenizer.chat_template")
         .and_then(|v| v.to_string().ok().cloned())

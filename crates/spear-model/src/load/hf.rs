@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use crate::config::ModelConfig;
 use crate::decoder::Decoder;
 use crate::error::{ModelError, Result};
+use crate::load::memory::{check_fits, KeyStyle};
 use crate::params::{param_specs, ParamStore};
 use crate::tokenizer::TextTokenizer;
 
@@ -86,7 +87,15 @@ pub fn load_hf_dir(
     dtype: DType,
     device: &Device,
 ) -> Result<(Decoder, Option<TextTokenizer>)> {
-    let cfg = ModelConfig::from_hf_file(&dir.join("config.json"))?;
+    let config_path = dir.join("config.json");
+    let cfg = ModelConfig::from_hf_file(&config_path)?;
+    check_fits(
+        &cfg,
+        dtype.size_in_bytes(),
+        device,
+        &config_path.display().to_string(),
+        KeyStyle::Hf,
+    )?;
     let tensors = read_weights(dir, device)?;
     let params = params_from_tensors(&cfg, tensors, dtype, &dir.display().to_string())?;
     let model = Decoder::new(cfg, params)?;

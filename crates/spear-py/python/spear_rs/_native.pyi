@@ -146,7 +146,7 @@ def spear_math_score(
     variant: str = "qwen3",
     schedule: str = "cosine",
     max_toolcall_steps: int = 200,
-    incomplete: str = "as_coded",
+    incomplete: str = "upstream",
 ) -> dict[str, Any]:
     """``score``, ``acc``, ``pred``, ``is_incomplete``, ``tool_call_reward``, ``outcome``."""
 def token_set_ratio(s1: str, s2: str) -> int: ...

@@ -38,7 +38,8 @@ pub struct ScoreArgs {
     /// Strict box verification (what SPEAR uses); default is math_dapo's Minerva mode.
     #[arg(long)]
     pub strict: bool,
-    /// SPEAR's wrapper: strict verifier + tool-call reward; adds `acc` and `is_incomplete`.
+    /// SPEAR's wrapper (`reward.py`): strict verifier + tool-call reward; adds `acc` and
+    /// `is_incomplete`; `pred` is what the wrapper reports (`""` without a box).
     #[arg(long)]
     pub spear: bool,
     /// Assistant messages that carried tool calls (for `--spear`).
@@ -53,8 +54,8 @@ pub struct ScoreArgs {
     /// Reward variant (for `--spear`).
     #[arg(long, value_enum, default_value_t = VariantArg::Qwen3)]
     pub variant: VariantArg,
-    /// `is_incomplete` = no answer AND no tool call (the documented intent)
-    /// instead of upstream's "no answer".
+    /// `is_incomplete` = no boxed answer AND no tool call (the CPU presets' rule) instead
+    /// of upstream's (only a boxed `[INVALID]` is incomplete).
     #[arg(long)]
     pub incomplete_needs_no_tool_call: bool,
 }
@@ -78,7 +79,7 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
             incomplete: if args.incomplete_needs_no_tool_call {
                 IncompleteRule::NoAnswerNoToolCall
             } else {
-                IncompleteRule::AsCoded
+                IncompleteRule::Upstream
             },
         };
         let s = spear_score(&response, &args.answer, args.tool_calls, args.step, &cfg);
@@ -89,8 +90,10 @@ pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
             "is_incomplete": s.is_incomplete,
         })
     } else {
+        // `pred` as math_dapo returns it: `null` for strict mode's `None`, the string
+        // "[INVALID]" in Minerva mode without an `Answer:` line.
         let s = compute_score(&response, &args.answer, args.strict);
-        serde_json::json!({ "score": s.score, "pred": s.pred_or_none() })
+        serde_json::json!({ "score": s.score, "pred": s.pred })
     };
     println!("{out}");
     Ok(())

@@ -109,7 +109,7 @@ pub struct ConversationInfo {
     pub member: usize,
     /// The strict verifier's verdict.
     pub acc: bool,
-    /// The extracted boxed answer.
+    /// The strict verifier's boxed answer (`None`: no closed box in the last 100 characters).
     pub pred: Option<String>,
     /// Masked out by Dr.BoT's incomplete filter (spec §2.2, §3; see [`SpearRewardConfig`]).
     pub is_incomplete: bool,
@@ -121,7 +121,8 @@ pub struct ConversationInfo {
 
 impl ConversationInfo {
     /// Dr.BoT's response flags for this conversation's sample (spec §3): overlong, repetitive and
-    /// unreadable as for agent tasks, `incomplete` from the math rule (no boxed answer).
+    /// unreadable as for agent tasks, `incomplete` from the math rule
+    /// ([`SpearRewardConfig::incomplete`]).
     pub fn response_flags(&self, sample: &StepSample, cfg: &DrBotConfig) -> ResponseFlags {
         let mut f = response_flags(&sample.response_tokens, &self.response_text, cfg);
         f.incomplete = self.is_incomplete;
@@ -476,7 +477,7 @@ pub fn rollout_math(
             problem: r.problem,
             member: r.member,
             acc: s.acc,
-            pred: s.pred,
+            pred: s.extracted,
             is_incomplete: s.is_incomplete,
             stop: r
                 .conv

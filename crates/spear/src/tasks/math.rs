@@ -193,7 +193,7 @@ pub fn rollout_config(cfg: &TrainConfig) -> MathRolloutConfig {
         max_response_tokens: m.max_response_tokens as usize,
         reward: SpearRewardConfig {
             incomplete: match m.incomplete_rule {
-                IncompleteRuleArg::AsCoded => IncompleteRule::AsCoded,
+                IncompleteRuleArg::Upstream => IncompleteRule::Upstream,
                 IncompleteRuleArg::NoAnswerNoToolCall => IncompleteRule::NoAnswerNoToolCall,
             },
             ..SpearRewardConfig::default()

@@ -20,13 +20,16 @@ pub enum MathSource {
     Dapo,
 }
 
-/// How Dr.BoT's incomplete filter decides for a conversation (spec §8 item 18).
+/// How Dr.BoT's incomplete filter decides for a conversation (spec §3, §8 item 18;
+/// `spear_envs::math::reward` traces `reward.py`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncompleteRuleArg {
-    /// As upstream runs: no boxed answer (the `reward.py` override is a no-op).
-    AsCoded,
-    /// The stated intent: no boxed answer and no tool call.
+    /// `reward.py` as it runs: incomplete only when the boxed answer is literally
+    /// `[INVALID]`; an answer without a box is not flagged.
+    Upstream,
+    /// The CPU presets' rule (the intent stated in `reward.py`'s comment): no boxed
+    /// answer and no tool call.
     NoAnswerNoToolCall,
 }
 
@@ -130,7 +133,8 @@ pub struct MathConfig {
     /// render the tool schema (SmolLM2, the tiny model) — the built-in fenced-Python
     /// instruction (`spear::rollout::math::FENCE_SYSTEM_PROMPT`).
     pub system_prompt: String,
-    /// Dr.BoT incomplete rule. Default `as_coded` (no boxed answer).
+    /// Dr.BoT incomplete rule. Default `upstream` (only a boxed `[INVALID]`); the CPU
+    /// presets set `no_answer_no_tool_call`.
     pub incomplete_rule: IncompleteRuleArg,
     /// Most conversations per `generate` call (memory bound; 0 = all). Results do not depend
     /// on it. Default 0.
@@ -156,7 +160,7 @@ impl Default for MathConfig {
             max_tool_response_chars: 16384,
             tool_format: ToolFormatArg::Auto,
             system_prompt: String::new(),
-            incomplete_rule: IncompleteRuleArg::AsCoded,
+            incomplete_rule: IncompleteRuleArg::Upstream,
             max_batch_conversations: 0,
             sandbox: SandboxSection::default(),
         }

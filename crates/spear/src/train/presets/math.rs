@@ -3,8 +3,8 @@
 //! character-level model for tests, `math-paper` = the paper's run) and an algorithm suffix:
 //!
 //! * `-spear` (or no suffix): SPEAR on Dr.BoT(GRPO) — Dr.GRPO advantages over the G
-//!   conversations of a problem, the Dr.BoT filters (overlong, incomplete = no boxed answer,
-//!   repetitive, unreadable) and std group filter, Clip-Cov (on-policy 2e-4 / 1 / 5, replay
+//!   conversations of a problem, the Dr.BoT filters (overlong, incomplete, repetitive,
+//!   unreadable) and std group filter, Clip-Cov (on-policy 2e-4 / 1 / 5, replay
 //!   0.02 / 1 / 40), the Qwen3 math tool-call reward with the cosine μ(t) (T_decay 200),
 //!   self-imitation replay (P50 baseline, keep Ã > 0, `require_tool_call`, T_warm 300).
 //! * `-grpo`: the math Dr.BoT baseline — the same without replay, with the vanilla PPO loss
@@ -14,6 +14,10 @@
 //! Both use dual clip c = 10 (every repo script, spec §3), entropy 0 and no KL (math recipe).
 //! The paper's response budget, batch and buffer sizes are `math-paper`'s; the CPU presets
 //! shrink them and scale the step-count schedules (T_decay, T_warm) to the run length.
+//!
+//! Incomplete rule: `math-paper-*` uses upstream's rule exactly (`env.math.incomplete_rule =
+//! "upstream"`: only a boxed `[INVALID]` is flagged, `spear_envs::math::reward`); the CPU
+//! presets use their own named rule `no_answer_no_tool_call` (see `scale_math_to_short_run`).
 
 use spear_rl::config::{Estimator, RecalibratedKeep, RlConfig, ToolCallReward, ToolCallVariant};
 use spear_rl::loss::{LossConfig, LossMode};
@@ -104,12 +108,13 @@ pub(super) fn math_preset(c: &mut TrainConfig, base: MathBase, algo: MathAlgorit
 /// iteration's conversations and D_R 32 group entries (the ratio of the paper's Qwen2.5-32B
 /// SPEAR script: buffer 32 and baseline 32 with 4 × 16 conversations per step).
 ///
-/// Reading: the CPU presets use the incomplete rule's stated intent (no boxed answer **and** no
-/// tool call, spec §8 item 18) instead of the as-coded "no boxed answer". The paper's policy is
-/// cold-started on ReTool-SFT and boxes its answers; a 135M model after a short warm start
-/// boxes almost none (measured: 16 of 16 conversations), so the as-coded rule masks every
-/// sample and nothing is trained; with the intent, conversations that called the tool are
-/// trained, which is what SPEAR's tool-call reward is there to encourage.
+/// Incomplete rule: the CPU presets use `no_answer_no_tool_call` (no boxed answer **and** no
+/// tool call: the intent the comment in `reward.py` states, spec §8 item 18), not upstream's
+/// rule. As `reward.py` runs, only a literally boxed `[INVALID]` is flagged, so its filter
+/// practically never fires. The CPU rule masks the degenerate conversations (neither an answer
+/// nor a tool call) and keeps those that called the tool even without a box: a 135M model
+/// after a short warm start boxes almost none of its answers (measured: 16 of 16
+/// conversations unboxed), and its tool calls are what SPEAR's tool-call reward encourages.
 fn scale_math_to_short_run(c: &mut TrainConfig) {
     c.env.math.incomplete_rule = IncompleteRuleArg::NoAnswerNoToolCall;
     c.rl.reward.max_toolcall_steps = c.run.iterations;
@@ -296,7 +301,7 @@ mod tests {
         assert!(r.require_tool_call);
         assert_eq!(c.rl.reward.max_toolcall_steps, 200);
         assert_eq!(c.rl.reward.toolcall_variant, ToolCallVariant::MathQwen3);
-        assert_eq!(c.env.math.incomplete_rule, IncompleteRuleArg::AsCoded);
+        assert_eq!(c.env.math.incomplete_rule, IncompleteRuleArg::Upstream);
         let l = &c.rl.loss;
         assert_eq!(
             (l.clip_cov_ratio, l.clip_cov_lb, l.clip_cov_ub),
