@@ -273,6 +273,7 @@ proptest! {
         let _ = parse_header(&bytes);
         let dir = scratch("fields");
         let _ = load_bytes(&bytes, &dir.join("f.gguf"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -292,6 +293,7 @@ proptest! {
         let _ = parse_header(&bytes);
         let dir = scratch("flip");
         let _ = load_bytes(&bytes, &dir.join("f.gguf"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -332,5 +334,6 @@ proptest! {
         let dir = scratch("hfcfg");
         std::fs::write(dir.join("config.json"), v.to_string()).unwrap();
         let _ = load_hf_dir(&dir, DType::F32, &Device::Cpu);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
