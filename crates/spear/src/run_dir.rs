@@ -129,7 +129,8 @@ pub struct MathIterationStats {
     pub tool_calls: f64,
     /// Fraction of conversations with at least one tool call.
     pub tool_call_rate: f64,
-    /// Fraction of conversations without a boxed answer (Dr.BoT's math `is_incomplete`).
+    /// Fraction of conversations the math incomplete rule flagged (`env.math.incomplete_rule`,
+    /// Dr.BoT's `is_incomplete`).
     pub incomplete_rate: f64,
     /// Mean response tokens per conversation (tool output included).
     pub response_tokens: f64,
