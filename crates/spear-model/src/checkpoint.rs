@@ -101,6 +101,12 @@ pub fn save_checkpoint(
             map.insert(format!("adam_v/{name}"), b);
         }
     }
+    for (base, ad) in model.lora_adapters() {
+        map.insert(
+            format!("lora_scale/{base}"),
+            Tensor::new(&[ad.scale], &Device::Cpu)?,
+        );
+    }
     for (name, rng) in rngs {
         map.insert(
             format!("rng/{name}"),
@@ -117,7 +123,60 @@ pub fn save_checkpoint(
     write_atomic(path, &bytes)
 }
 
+/// The weights as a model without adapters has them: every LoRA-adapted weight as
+/// `W + scale * B A`, the adapters themselves left out.
+pub fn merged_weights(model: &Decoder) -> Result<Vec<(String, Tensor)>> {
+    let ads = model.lora_adapters();
+    let mut out = Vec::new();
+    for (name, var) in model.params().iter() {
+        if name.contains(".lora_A.") || name.contains(".lora_B.") {
+            continue;
+        }
+        let w = var.as_tensor().detach();
+        let w = match ads.get(name) {
+            Some(ad) => {
+                let a = model.params().get(&ad.a)?.as_tensor().detach();
+                let b = model.params().get(&ad.b)?.as_tensor().detach();
+                (w + (b.matmul(&a)? * ad.scale)?)?
+            }
+            None => w,
+        };
+        out.push((name.clone(), w));
+    }
+    Ok(out)
+}
+
+/// A checkpoint written with LoRA adapters, loaded into a model without them (evaluation, the
+/// KL reference, `model.init_checkpoint`): folds each adapter into its base weight with the
+/// scale the checkpoint recorded, so the model computes what the trained one did.
+fn fold_foreign_adapters(map: &HashMap<String, Tensor>, model: &Decoder) -> Result<()> {
+    for (key, scale) in map {
+        let Some(base) = key.strip_prefix("lora_scale/") else {
+            continue;
+        };
+        if model.lora_adapters().contains_key(base) {
+            continue;
+        }
+        let stem = base.trim_end_matches(".weight");
+        let get = |k: String| {
+            map.get(&k)
+                .ok_or_else(|| ModelError::arg("checkpoint", format!("missing `{k}`")))
+        };
+        let a = get(format!("param/{stem}.lora_A.weight"))?;
+        let b = get(format!("param/{stem}.lora_B.weight"))?;
+        let scale = scale.flatten_all()?.to_vec1::<f64>()?[0];
+        let w = model.params().get(base)?;
+        let delta = (b.matmul(a)? * scale)?;
+        let merged =
+            (w.as_tensor().detach() + delta.to_dtype(w.dtype())?.to_device(w.device())?)?;
+        w.set(&merged)?;
+    }
+    Ok(())
+}
+
 /// Restores a checkpoint into `model` (same config) and returns the optimizer and RNG states.
+/// Adapters saved by a LoRA run are loaded as they are into a model with the same adapters, and
+/// folded into the base weights of a model without them.
 pub fn load_checkpoint(
     path: &Path,
     model: &Decoder,
@@ -141,6 +200,7 @@ pub fn load_checkpoint(
         }
         var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
     }
+    fold_foreign_adapters(&map, model).map_err(|e| bad(e.to_string()))?;
     let optimizer = match map.get("adam_step") {
         None => None,
         Some(s) => {
@@ -179,16 +239,10 @@ pub fn load_checkpoint(
     Ok(CheckpointExtras { optimizer, rngs })
 }
 
-/// Exports an HF model directory: `config.json`, `model.safetensors` (f32, HF names, LoRA merged
-/// by the caller), `generation_config.json` and, with a tokenizer, `tokenizer.json` +
-/// `tokenizer_config.json`.
+/// Exports an HF model directory: `config.json`, `model.safetensors` (f32, HF names; LoRA
+/// adapters are folded into their base weights on the way out, the model itself keeps them),
+/// `generation_config.json` and, with a tokenizer, `tokenizer.json` + `tokenizer_config.json`.
 pub fn export_hf(dir: &Path, model: &Decoder, tokenizer: Option<&TextTokenizer>) -> Result<()> {
-    if !model.lora_adapters().is_empty() {
-        return Err(ModelError::arg(
-            "model",
-            "merge LoRA adapters before export (lora::merge_lora)",
-        ));
-    }
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let mut cfg = model.config().clone();
     if let Some(t) = tokenizer {
@@ -207,13 +261,8 @@ pub fn export_hf(dir: &Path, model: &Decoder, tokenizer: Option<&TextTokenizer>)
         gen.to_string().as_bytes(),
     )?;
     let mut map: HashMap<String, Tensor> = HashMap::new();
-    for (name, var) in model.params().iter() {
-        map.insert(
-            name.clone(),
-            var.as_tensor()
-                .to_device(&Device::Cpu)?
-                .to_dtype(DType::F32)?,
-        );
+    for (name, t) in merged_weights(model)? {
+        map.insert(name, t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?);
     }
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());

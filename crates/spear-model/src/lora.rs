@@ -162,4 +162,63 @@ mod tests {
         let moved = crate::test_util::max_abs_diff(&adapted, &base);
         assert!(d < 1e-4 && moved > 1e-3, "{d} {moved}");
     }
+
+    /// A checkpoint of an adapted model, loaded into a model without adapters (evaluation, the
+    /// KL reference), and its HF export, both compute what the adapted model computes; loaded
+    /// into a model with the same adapters, it restores them.
+    #[test]
+    fn checkpoints_and_exports_fold_adapters_into_plain_models() {
+        use crate::checkpoint::{export_hf, load_checkpoint, save_checkpoint};
+        let cfg = ModelConfig::tiny(Arch::Llama, 30);
+        let mut m = Decoder::random(cfg.clone(), 3, 0.2, DType::F32, &Device::Cpu).unwrap();
+        let seqs: [&[u32]; 1] = [&[2, 7, 1, 8, 28]];
+        let inp = ForwardInput::right_padded(&cfg, &seqs, 0, DType::F32, &Device::Cpu).unwrap();
+        let base = m.forward_logits(&inp, Mode::Infer).unwrap();
+        let lc = LoraConfig {
+            rank: 2,
+            alpha: 3.0,
+            target_modules: vec!["k_proj".into(), "up_proj".into()],
+            seed: 5,
+        };
+        add_lora(&mut m, &lc).unwrap();
+        for (n, v) in m.params().iter() {
+            if n.contains("lora_B") {
+                v.set(&Tensor::randn(0f32, 0.5, v.shape(), &Device::Cpu).unwrap())
+                    .unwrap();
+            }
+        }
+        let adapted = m.forward_logits(&inp, Mode::Infer).unwrap();
+        assert!(crate::test_util::max_abs_diff(&adapted, &base) > 1e-3);
+        let dir = std::env::temp_dir().join(format!("spear-lora-fold-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ck = dir.join("ck.safetensors");
+        save_checkpoint(&ck, &m, None, &[]).unwrap();
+        let adamw = crate::optim::AdamWConfig::default();
+
+        let plain = Decoder::random(cfg.clone(), 9, 0.2, DType::F32, &Device::Cpu).unwrap();
+        load_checkpoint(&ck, &plain, adamw).unwrap();
+        let folded = plain.forward_logits(&inp, Mode::Infer).unwrap();
+        assert!(crate::test_util::max_abs_diff(&adapted, &folded) < 1e-4);
+
+        let mut same = Decoder::random(cfg.clone(), 9, 0.2, DType::F32, &Device::Cpu).unwrap();
+        add_lora(&mut same, &lc).unwrap();
+        load_checkpoint(&ck, &same, adamw).unwrap();
+        assert_eq!(same.lora_adapters().len(), 4);
+        let restored = same.forward_logits(&inp, Mode::Infer).unwrap();
+        assert_eq!(crate::test_util::max_abs_diff(&adapted, &restored), 0.0);
+
+        export_hf(&dir.join("hf"), &m, None).unwrap();
+        let hf =
+            candle_core::safetensors::load(dir.join("hf/model.safetensors"), &Device::Cpu).unwrap();
+        assert!(hf.keys().all(|k| !k.contains("lora")), "{:?}", hf.keys());
+        let exported = Decoder::random(cfg.clone(), 9, 0.2, DType::F32, &Device::Cpu).unwrap();
+        for (n, v) in exported.params().iter() {
+            v.set(&hf[n]).unwrap();
+        }
+        let from_hf = exported.forward_logits(&inp, Mode::Infer).unwrap();
+        assert!(crate::test_util::max_abs_diff(&adapted, &from_hf) < 1e-4);
+        // The adapted model itself still has its adapters after the export.
+        assert_eq!(m.lora_adapters().len(), 4);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -368,3 +368,92 @@ fn bad_config_old_rl_seed_is_ignored_with_a_warning() {
     assert!(!e.contains("invalid config value"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `model.lora_rank > 0`: only the adapters move (every base weight of the last checkpoint
+/// equals the one RL started from), the adapters do move, and resume after `kill -9` continues
+/// the adapters exactly. (Folding adapters into a plain model on load and on export is tested
+/// in spear-model's lora tests.)
+#[test]
+fn lora_trains_only_adapters_and_resumes_exactly() {
+    let out = tmp("lora");
+    let lora = |name: &str| {
+        let mut s = tiny_sets(&out, name, 3);
+        s.push("model.lora_rank=2".into());
+        s.push("model.lora_alpha=4".into());
+        s.push("model.lora_target_modules=[\"q_proj\", \"v_proj\", \"down_proj\"]".into());
+        s.push("optim.lr=0.01".into());
+        s
+    };
+    let a = run_train(&lora("a"), &[]);
+    let stderr = String::from_utf8_lossy(&a.stderr);
+    assert!(a.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("LoRA r = 2, alpha = 4 on 3 weights"),
+        "{stderr}"
+    );
+    // The oldest and the newest checkpoint kept (older ones are pruned).
+    let mut iters: Vec<_> = std::fs::read_dir(out.join("a/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("iter_"))
+        .collect();
+    iters.sort();
+    assert!(iters.len() >= 2, "{iters:?}");
+    let ck = |name: &str| {
+        let p = out
+            .join("a/checkpoints")
+            .join(name)
+            .join("model.safetensors");
+        candle_core::safetensors::load(&p, &candle_core::Device::Cpu)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let (first, last) = (ck(&iters[0]), ck(iters.last().unwrap()));
+    let mut adapters_moved = 0;
+    for (k, t0) in &first {
+        let Some(name) = k.strip_prefix("param/") else {
+            continue;
+        };
+        let t3 = &last[k];
+        let d = (t0 - t3)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        if name.contains(".lora_") {
+            adapters_moved += usize::from(d > 0.0);
+        } else {
+            assert_eq!(d, 0.0, "frozen base weight {name} changed");
+        }
+    }
+    // 1 layer x 3 modules x (A, B); the optimizer holds moments for the adapters only.
+    assert!(first
+        .keys()
+        .filter(|k| k.starts_with("adam_m/"))
+        .all(|k| k.contains(".lora_")));
+    assert_eq!(
+        first
+            .keys()
+            .filter(|k| k.starts_with("param/") && k.contains(".lora_"))
+            .count(),
+        6,
+        "{:?}",
+        first.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        adapters_moved >= 3,
+        "only {adapters_moved} adapter tensors moved"
+    );
+    assert_eq!(
+        first
+            .keys()
+            .filter(|k| k.starts_with("lora_scale/"))
+            .count(),
+        3
+    );
+
+    common::assert_kill_and_resume_match(&out, &[], &lora("b"), "b", 1, "a");
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -140,8 +140,29 @@ impl Trainer {
         } else {
             self.load_init(progress)?;
         }
+        self.add_lora(progress)?;
         self.freeze_reference()?;
         self.checkpoint()
+    }
+
+    /// With `model.lora_rank > 0`: LoRA adapters on the policy, every other weight frozen (the
+    /// optimizer then holds moments for the adapters only). Added after the warm start, and
+    /// before a checkpoint is loaded on resume, so the names match.
+    fn add_lora(&mut self, progress: &dyn Progress) -> anyhow::Result<()> {
+        let Some(lora) = self.cfg.model.lora(mix_seed(&[self.cfg.run.seed, 0x10A])) else {
+            return Ok(());
+        };
+        let n = spear_model::lora::add_lora(&mut self.policy.model, &lora)
+            .context("model.lora_target_modules")?;
+        let params = self.policy.model.params();
+        progress.line(&format!(
+            "LoRA r = {}, alpha = {} on {n} weights: {:.3} M of {:.2} M parameters train",
+            lora.rank,
+            lora.alpha,
+            params.num_trainable() as f64 / 1e6,
+            params.num_params() as f64 / 1e6
+        ));
+        Ok(())
     }
 
     /// `checkpoints/reference.safetensors`: the weights RL starts from, the KL loss's
@@ -259,6 +280,7 @@ impl Trainer {
         let mut t = Self::build(cfg, run, lock, progress)?;
         match ck {
             Some(ck) => {
+                t.add_lora(progress)?;
                 let (opt, rng, st) = state::load(&ck, &t.policy, adamw_config(&t.cfg))?;
                 t.opt = opt;
                 t.rng = rng;

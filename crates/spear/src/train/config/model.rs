@@ -212,7 +212,29 @@ pub struct ModelSection {
     /// checkpoint directory (`…/checkpoints/iter_N`), e.g. the output of `spear sft`. The
     /// optimizer starts fresh and the warm start is skipped. Default empty (no).
     pub init_checkpoint: String,
+    /// LoRA rank r: train low-rank adapters `W + (alpha / r) B A` on `lora_target_modules` and
+    /// freeze every other weight (PEFT's initialisation: B = 0). They are added after the warm
+    /// start (or `init_checkpoint`), saved in the checkpoints, and folded into the base weights
+    /// whenever the policy is exported (`spear export`, weight sync to inference servers).
+    /// Default 0 (off: full fine-tuning).
+    pub lora_rank: u64,
+    /// LoRA scale numerator alpha (scale = alpha / r). Default 16.
+    pub lora_alpha: f64,
+    /// Linear layers that get adapters, by module name. Default every linear layer of the
+    /// decoder blocks: q/k/v/o_proj and gate/up/down_proj.
+    pub lora_target_modules: Vec<String>,
 }
+
+/// Module names LoRA can adapt (the decoder's linear layers).
+pub const LORA_MODULES: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
 
 impl Default for ModelSection {
     fn default() -> Self {
@@ -229,6 +251,9 @@ impl Default for ModelSection {
             max_position_embeddings: 2048,
             init_std: 0.02,
             init_checkpoint: String::new(),
+            lora_rank: 0,
+            lora_alpha: 16.0,
+            lora_target_modules: LORA_MODULES.iter().map(|m| m.to_string()).collect(),
         }
     }
 }
@@ -239,8 +264,48 @@ impl ModelSection {
         self.device.device()
     }
 
-    /// Checks the tiny model's sizes (other sources bring their own).
+    /// The LoRA settings, when `lora_rank > 0`; `seed` fixes the A initialisation.
+    pub fn lora(&self, seed: u64) -> Option<spear_model::lora::LoraConfig> {
+        (self.lora_rank > 0).then(|| spear_model::lora::LoraConfig {
+            rank: self.lora_rank as usize,
+            alpha: self.lora_alpha,
+            target_modules: self.lora_target_modules.clone(),
+            seed,
+        })
+    }
+
+    /// Checks the tiny model's sizes (other sources bring their own) and the LoRA settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.lora_rank > 0 {
+            if !(self.lora_alpha.is_finite() && self.lora_alpha > 0.0) {
+                return Err(ConfigError::new(
+                    "model.lora_alpha",
+                    format!(
+                        "{} is not a scale; use a positive number, e.g. 16",
+                        self.lora_alpha
+                    ),
+                ));
+            }
+            if self.lora_target_modules.is_empty() {
+                return Err(ConfigError::new(
+                    "model.lora_target_modules",
+                    format!("empty; name some of {}", LORA_MODULES.join(", ")),
+                ));
+            }
+            if let Some(bad) = self
+                .lora_target_modules
+                .iter()
+                .find(|m| !LORA_MODULES.contains(&m.as_str()))
+            {
+                return Err(ConfigError::new(
+                    "model.lora_target_modules",
+                    format!(
+                        "{bad:?} is not a linear layer; use some of {}",
+                        LORA_MODULES.join(", ")
+                    ),
+                ));
+            }
+        }
         match self.name {
             ModelSource::Tiny => {
                 check_pos("model.hidden_size", self.hidden_size)?;
@@ -269,6 +334,32 @@ impl ModelSection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lora_settings_are_checked_only_when_on() {
+        let mut m = ModelSection {
+            lora_alpha: -1.0,
+            lora_target_modules: vec!["lm_head".into()],
+            ..ModelSection::default()
+        };
+        assert!(m.validate().is_ok() && m.lora(0).is_none());
+        m.lora_rank = 8;
+        assert_eq!(m.validate().unwrap_err().key, "model.lora_alpha");
+        m.lora_alpha = 16.0;
+        let e = m.validate().unwrap_err();
+        assert_eq!(e.key, "model.lora_target_modules");
+        assert!(
+            e.message.contains("\"lm_head\" is not a linear layer"),
+            "{}",
+            e.message
+        );
+        m.lora_target_modules.clear();
+        assert_eq!(m.validate().unwrap_err().key, "model.lora_target_modules");
+        m.lora_target_modules = vec!["q_proj".into(), "down_proj".into()];
+        m.validate().unwrap();
+        let l = m.lora(7).unwrap();
+        assert_eq!((l.rank, l.alpha, l.seed), (8, 16.0, 7));
+    }
 
     #[test]
     fn model_source_is_parsed_once_and_written_as_it_was_read() {
