@@ -505,12 +505,14 @@ fn actor_loss_combines_pg_entropy_and_kl() {
         },
         entropy: Some(&entropy),
         ref_log_prob: Some(&reference),
+        rollout_log_prob: None,
     };
     let params = ActorLossParams {
         policy: PolicyLossKind::Vanilla(PpoClipParams::default()),
         agg_mode: LossAggMode::TokenMean,
         entropy_coeff: 0.001,
         kl: Some((KlPenalty::Kl, 0.01)),
+        tis_cap: None,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let out = actor_loss(&inputs, &params, &AggOptions::default(), &mut rng).unwrap();
@@ -540,12 +542,14 @@ fn actor_loss_requires_entropy_and_reference_when_configured() {
         },
         entropy: None,
         ref_log_prob: None,
+        rollout_log_prob: None,
     };
     let mut params = ActorLossParams {
         policy: PolicyLossKind::Vanilla(PpoClipParams::default()),
         agg_mode: LossAggMode::TokenMean,
         entropy_coeff: 0.001,
         kl: None,
+        tis_cap: None,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let err = actor_loss(&inputs, &params, &AggOptions::default(), &mut rng).unwrap_err();

@@ -19,7 +19,7 @@ use spear_model::{AdamW, AdamWConfig, Decoder, LrSchedule, Policy};
 use spear_rl::replay::ReplayBuffer;
 use spear_rl::update_plan::UpdatePlan;
 
-use super::config::TrainConfig;
+use super::config::{RolloutMode, TrainConfig};
 use super::learn::{self, IterationInputs};
 use super::sft::{run_sft, run_sft_tokens, SftSettings};
 use super::state::{self, TrainerState};
@@ -469,6 +469,9 @@ impl Trainer {
             iteration: t,
             keep_prompts: cfg.run.log_episodes > 0,
             drbot: cfg.rl.drbot.clone(),
+            concurrent_episodes: cfg.rollout.mode == RolloutMode::Async,
+            // The in-process sampler holds the weights of every update so far.
+            policy_version: self.iteration,
         };
         self.suite
             .collect(&self.policy as &dyn ChatSampler, &picked, &s)
@@ -485,7 +488,15 @@ impl Trainer {
         let t = self.iteration + 1;
         let rl = self.cfg.rl.clone();
         // 1. Rollout.
-        let collected = self.collect(t)?;
+        let mut collected = self.collect(t)?;
+        // Async collection's staleness bound (the version about to be updated is t − 1). With
+        // the in-process sampler collection never overlaps an update, so nothing is stale.
+        let async_dropped = match self.cfg.rollout.mode {
+            RolloutMode::Sync => 0,
+            RolloutMode::Async => {
+                learn::drop_stale(&mut collected, t - 1, self.cfg.rollout.max_staleness)
+            }
+        };
         let (headline, sample_turns, extra) = (
             collected.headline.clone(),
             collected.sample_turns,
@@ -499,6 +510,18 @@ impl Trainer {
         // 2.–5. Rewards, Dr.BoT filters, invalid-action penalty, advantages.
         let t_adv = Instant::now();
         let mut it = learn::prepare(collected, t, &rl, &mut self.rng)?;
+        let mut adv_secs = t_adv.elapsed().as_secs_f64();
+        // verl's `recompute_log_prob`: the trainer's own behaviour log-probs become
+        // `old_log_probs`; the engine's stay in `rollout_log_probs` (mismatch metrics, TIS).
+        let t_old = Instant::now();
+        let mismatch = super::update::recompute_old_log_probs(
+            &self.policy,
+            &mut it.kept.samples,
+            self.cfg.optim.token_budget as usize,
+            sampling_temperature(self.cfg.sampling.temperature),
+        )?;
+        let old_log_prob_secs = t_old.elapsed().as_secs_f64();
+        let t_adv = Instant::now();
         // 6. The SIL batch.
         let draw = if rl.replay.enabled {
             self.buffer.maybe_replay()
@@ -507,7 +530,7 @@ impl Trainer {
         };
         let replay_p50 = draw.as_ref().and_then(|d| d.p50_mean);
         let replay_samples = draw.map(|d| d.samples).unwrap_or_default();
-        let mut adv_secs = t_adv.elapsed().as_secs_f64();
+        adv_secs += t_adv.elapsed().as_secs_f64();
         // 7. Actor update: on-policy, then γ(t)-scaled replay mini-batches.
         let plan = UpdatePlan::build(
             it.kept.len(),
@@ -564,6 +587,9 @@ impl Trainer {
             adv_secs,
             eval_secs,
             extra,
+            mismatch,
+            old_log_prob_secs,
+            async_dropped,
         });
         if self.cfg.run.log_episodes > 0 {
             let n = self.cfg.run.log_episodes as usize;

@@ -267,8 +267,9 @@ fn typed_values_parse_once_and_keep_their_spelling() {
 /// comment on its field that states the default. (Units are checked by reading, not here.)
 #[test]
 fn every_printed_key_documents_its_default() {
-    const SOURCES: [&str; 7] = [
+    const SOURCES: [&str; 8] = [
         include_str!("mod.rs"),
+        include_str!("rollout_mode.rs"),
         include_str!("sections.rs"),
         include_str!("env.rs"),
         include_str!("math.rs"),
@@ -277,7 +278,7 @@ fn every_printed_key_documents_its_default() {
         include_str!("../../../../spear-rl/src/loss/config.rs"),
     ];
     // Which struct each printed table is.
-    const TABLES: [(&str, &str); 19] = [
+    const TABLES: [(&str, &str); 20] = [
         ("", "TrainConfig"),
         ("run", "RunConfig"),
         ("env", "EnvConfig"),
@@ -297,6 +298,7 @@ fn every_printed_key_documents_its_default() {
         ("rl.drbot", "DrBotConfig"),
         ("rl.replay", "ReplayConfig"),
         ("rl.update", "UpdateConfig"),
+        ("rollout", "RolloutModeConfig"),
     ];
     // (struct, field) → its doc comment.
     let mut docs = std::collections::BTreeMap::new();
