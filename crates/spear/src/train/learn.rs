@@ -105,7 +105,12 @@ pub fn prepare(
     } else {
         batch.samples.iter().filter(|s| s.is_action_valid).count() as f64 / batch.len() as f64
     };
-    let (keep, _report) = select_groups_by_std(&batch, &groups, &rl.drbot, rng)?;
+    // Nothing to filter when the staleness bound of async collection dropped every sample.
+    let keep = if groups.is_empty() {
+        vec![]
+    } else {
+        select_groups_by_std(&batch, &groups, &rl.drbot, rng)?.0
+    };
     let kept_groups = restrict_groups(&groups, &keep);
     let marks = batch
         .samples

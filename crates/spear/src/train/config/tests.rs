@@ -412,7 +412,9 @@ fn tis_cap_is_off_by_default_and_a_positive_number_when_on() {
     let base = TrainConfig::default();
     assert_eq!(base.rl.loss.tis_cap.0, None);
     assert!(base.to_toml_string().contains("tis_cap = false"));
-    let on = base.with_overrides(&["rl.loss.tis_cap=2.0".into()]).unwrap();
+    let on = base
+        .with_overrides(&["rl.loss.tis_cap=2.0".into()])
+        .unwrap();
     assert_eq!(on.rl.loss.tis_cap.0, Some(2.0));
     assert!(on.to_toml_string().contains("tis_cap = 2.0"));
     let int = base.with_overrides(&["rl.loss.tis_cap=3".into()]).unwrap();
@@ -457,7 +459,10 @@ fn rollout_mode_keys() {
         .with_overrides(&["rollout.mode=eventually".into()])
         .unwrap_err();
     assert_eq!(e.key, "rollout.mode");
-    assert!(e.message.contains("sync") && e.message.contains("async"), "{e}");
+    assert!(
+        e.message.contains("sync") && e.message.contains("async"),
+        "{e}"
+    );
     let e = base
         .with_overrides(&["rollout.max_staleness=-1".into()])
         .unwrap_err();
