@@ -33,6 +33,8 @@ pub(crate) fn bare_sample(uid: i64, traj: i64, score: f64) -> StepSample {
         response_tokens: vec![0],
         response_mask: vec![1],
         old_log_probs: Vec::new(),
+        rollout_log_probs: vec![],
+        policy_version: 0,
         step_reward: 0.0,
         episode_reward: 0.0,
         episode_length: 0,

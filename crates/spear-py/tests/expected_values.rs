@@ -31,6 +31,8 @@ fn sample(uid: u64, traj: u64, step: u32, score: f64) -> StepSample {
         response_tokens: vec![0],
         response_mask: vec![1],
         old_log_probs: vec![],
+        rollout_log_probs: vec![],
+        policy_version: 0,
         step_reward: 0.0,
         episode_reward: 0.0,
         episode_length: 0,

@@ -31,6 +31,8 @@ fn paper_batch(seed: u64) -> Batch {
                     response_tokens: vec![17; 256],
                     response_mask: vec![1; 256],
                     old_log_probs: Vec::new(),
+                    rollout_log_probs: vec![],
+                    policy_version: 0,
                     step_reward: if won && step == 49 { 10.0 } else { 0.0 },
                     episode_reward: if won { 10.0 } else { 0.0 },
                     episode_length: 50,

@@ -31,6 +31,8 @@ fn paper_batch(step: u64, rng: &mut ChaCha8Rng) -> Batch {
                     response_tokens: vec![13; RESPONSE],
                     response_mask: vec![1; RESPONSE],
                     old_log_probs: vec![-0.3; RESPONSE],
+                    rollout_log_probs: vec![],
+                    policy_version: 0,
                     step_reward: 0.0,
                     episode_reward: score,
                     episode_length: 50,

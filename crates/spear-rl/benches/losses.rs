@@ -81,6 +81,7 @@ fn bench(c: &mut Criterion) {
                     },
                     entropy: Some(&x.entropy),
                     ref_log_prob: None,
+                    rollout_log_prob: None,
                 };
                 let out = actor_loss(&inputs, &params, &agg, &mut rng).unwrap();
                 out.loss.backward().unwrap()

@@ -22,7 +22,8 @@
 //! let step = |traj: u64, score: f64| StepSample {
 //!     uid: GroupId(0), traj_uid: TrajId(traj), step_index: 0,
 //!     prompt_tokens: vec![1, 2], response_tokens: vec![3, 4], response_mask: vec![1, 1],
-//!     old_log_probs: vec![-0.1, -0.2], step_reward: score, episode_reward: score,
+//!     old_log_probs: vec![-0.1, -0.2], rollout_log_probs: vec![], policy_version: 0,
+//!     step_reward: score, episode_reward: score,
 //!     episode_length: 1, tool_calls: 1, is_action_valid: true, anchor_obs: String::new(),
 //!     collected_at: 1, score, step_return: 0.0, advantage: 0.0,
 //! };

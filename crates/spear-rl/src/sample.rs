@@ -34,9 +34,21 @@ pub struct StepSample {
     /// 1 for tokens the loss sees, 0 otherwise (tool output in math; every
     /// token of a sample flagged by a Dr.BoT filter, spec §3).
     pub response_mask: Vec<u8>,
-    /// Behaviour log-probs per response token, recomputed at collection time
-    /// (`old_log_probs`, spec §2.5); the replay ratio uses them unchanged.
+    /// Behaviour log-probs per response token (`old_log_probs`, spec §2.5): the rollout
+    /// engine's until the trainer recomputes them with its own weights before the update
+    /// (verl's `recompute_log_prob`, `old_log_prob`); the replay ratio uses the recomputed
+    /// values unchanged.
     pub old_log_probs: Vec<f32>,
+    /// The rollout engine's own log-probs of the response tokens as it sampled them (verl's
+    /// `rollout_log_probs`): the reference of the trainer/engine mismatch metrics and of
+    /// truncated importance sampling (`rl.loss.tis_cap`). Empty when unknown (a sample stored
+    /// by an older version): then the recomputed `old_log_probs` stand in for them.
+    #[serde(default)]
+    pub rollout_log_probs: Vec<f32>,
+    /// Policy version (completed updates) of the weights that generated the sample; async
+    /// collection drops samples older than `current − rollout.max_staleness`.
+    #[serde(default)]
+    pub policy_version: u64,
     /// Raw environment reward of this step (10 at the winning step, spec §2.2).
     pub step_reward: f64,
     /// Sum of the trajectory's step rewards over active steps (spec §2.2).
@@ -241,6 +253,8 @@ pub(crate) mod test_util {
             response_tokens: vec![4, 5, 6, 7],
             response_mask: vec![1; 4],
             old_log_probs: vec![-0.5; 4],
+            rollout_log_probs: vec![],
+            policy_version: 0,
             step_reward: 0.0,
             episode_reward: 0.0,
             episode_length: 1,

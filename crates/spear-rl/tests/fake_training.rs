@@ -51,6 +51,8 @@ fn synthetic_batch(t: u64) -> Batch {
                     response_tokens: vec![2; 8],
                     response_mask: vec![1; 8],
                     old_log_probs: vec![-0.7; 8],
+                    rollout_log_probs: vec![],
+                    policy_version: 0,
                     step_reward: if won && step == STEPS - 1 { 10.0 } else { 0.0 },
                     episode_reward: if won { 10.0 } else { 0.0 },
                     episode_length: STEPS,

@@ -505,12 +505,14 @@ fn actor_loss_combines_pg_entropy_and_kl() {
         },
         entropy: Some(&entropy),
         ref_log_prob: Some(&reference),
+        rollout_log_prob: None,
     };
     let params = ActorLossParams {
         policy: PolicyLossKind::Vanilla(PpoClipParams::default()),
         agg_mode: LossAggMode::TokenMean,
         entropy_coeff: 0.001,
         kl: Some((KlPenalty::Kl, 0.01)),
+        tis_cap: None,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let out = actor_loss(&inputs, &params, &AggOptions::default(), &mut rng).unwrap();
@@ -540,12 +542,14 @@ fn actor_loss_requires_entropy_and_reference_when_configured() {
         },
         entropy: None,
         ref_log_prob: None,
+        rollout_log_prob: None,
     };
     let mut params = ActorLossParams {
         policy: PolicyLossKind::Vanilla(PpoClipParams::default()),
         agg_mode: LossAggMode::TokenMean,
         entropy_coeff: 0.001,
         kl: None,
+        tis_cap: None,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let err = actor_loss(&inputs, &params, &AggOptions::default(), &mut rng).unwrap_err();
@@ -593,4 +597,131 @@ fn inputs_must_be_rank_two_float() {
         ),
         Err(LossError::DType { .. })
     ));
+}
+
+// ---------------------------------------------------------------- truncated importance sampling
+
+/// `loss.tis_cap` (verl PR #2953 `compute_policy_loss_vanilla`; TRL PR #3867): every token's
+/// clipped PPO loss × min(exp(old − rollout), cap); entropy/KL untouched. Vanilla PPO,
+/// ε = 0.2/0.28, c = 3, token-mean, cap 1.5:
+///
+/// | tok | logp | old | rollout | A | r | token loss | w |
+/// |---|---|---|---|---|---|---|---|
+/// | 0 | −1 | −1 | −1.5 | 1 | 1 | −1 | min(e^0.5, 1.5) = 1.5 |
+/// | 1 | −2 | −2 | −1 | −1 | 1 | min(3, 1) = 1 | e^−1 |
+/// | 2 | −0.5 | −1 | −1 | 1 | e^0.5 > 1.28 | max(−e^0.5, −1.28) = −1.28 | 1 |
+/// | 3 (masked) | −3 | −3 | −9 | 5 | 1 | — | 1.5 (not counted) |
+///
+/// pg = (−1.5 + e^−1 − 1.28) / (3 + 1e-8); without TIS (−1 + 1 − 1.28) / (3 + 1e-8).
+/// ∂pg/∂logp = −A·r·w / n inside the clip: [−1.5, e^−1, 0 (clipped), 0 (masked)] / n.
+#[test]
+fn truncated_importance_sampling_by_hand() {
+    use candle_core::Var;
+    let n = 3.0 + 1e-8;
+    let e1 = (-1.0f64).exp();
+    let logp = Var::from_tensor(&t2(&[&[-1.0, -2.0, -0.5, -3.0]])).unwrap();
+    let old = t2(&[&[-1.0, -2.0, -1.0, -3.0]]);
+    let rollout = t2(&[&[-1.5, -1.0, -1.0, -9.0]]);
+    let adv = t2(&[&[1.0, -1.0, 1.0, 5.0]]);
+    let mask = t2(&[&[1.0, 1.0, 1.0, 0.0]]);
+    let run = |tis_cap: Option<f64>, rollout: Option<&Tensor>| {
+        let inputs = ActorLossInputs {
+            policy: PolicyInputs {
+                log_prob: logp.as_tensor(),
+                old_log_prob: &old,
+                advantages: &adv,
+                response_mask: &mask,
+            },
+            entropy: None,
+            ref_log_prob: None,
+            rollout_log_prob: rollout,
+        };
+        let params = ActorLossParams {
+            policy: PolicyLossKind::Vanilla(PpoClipParams::default()),
+            agg_mode: LossAggMode::TokenMean,
+            entropy_coeff: 0.0,
+            kl: None,
+            tis_cap,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        actor_loss(&inputs, &params, &AggOptions::default(), &mut rng)
+    };
+    let on = run(Some(1.5), Some(&rollout)).unwrap();
+    let expect = (-1.5 + e1 - 1.28) / n;
+    close(val(&on.loss), expect, 1e-12);
+    close(on.metrics.pg_loss, expect, 1e-12);
+    close(on.metrics.total_loss, expect, 1e-12);
+    close(on.metrics.tis_weight, (1.5 + e1 + 1.0) / n, 1e-12);
+    close(on.metrics.tis_capped_frac, 1.0 / n, 1e-12);
+    let grads = on.loss.backward().unwrap();
+    let g = grads
+        .get(logp.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let want = [-1.5 / n, e1 / n, 0.0, 0.0];
+    for (a, b) in g.iter().zip(want) {
+        close(*a, b, 1e-12);
+    }
+    // Off: the plain clipped loss, and no weight metrics.
+    let off = run(None, Some(&rollout)).unwrap();
+    close(val(&off.loss), -1.28 / n, 1e-12);
+    assert_eq!(off.metrics.tis_weight, 0.0);
+    // Off is bitwise the loss without rollout log-probs at all; on with engine = trainer
+    // (weight 1 everywhere) is bitwise the off loss.
+    let none = run(None, None).unwrap();
+    assert_eq!(val(&off.loss).to_bits(), val(&none.loss).to_bits());
+    let same = run(Some(2.0), Some(&old)).unwrap();
+    assert_eq!(val(&same.loss).to_bits(), val(&none.loss).to_bits());
+    assert_eq!(same.metrics.tis_capped_frac, 0.0);
+    // On without rollout log-probs, or with a bad cap: errors naming the key.
+    let err = run(Some(1.5), None).unwrap_err().to_string();
+    assert!(err.contains("tis_cap") && err.contains("rollout"), "{err}");
+    let err = run(Some(0.0), Some(&rollout)).unwrap_err().to_string();
+    assert!(err.contains("tis_cap"), "{err}");
+}
+
+/// TIS multiplies the Clip-Cov token loss too (after the Clip-Cov correction): with a cap
+/// high enough never to bind, weights e^{old − rollout} on a constant-ratio batch scale each
+/// token's loss by its weight.
+#[test]
+fn truncated_importance_sampling_weights_clip_cov_tokens() {
+    let logp = t2(&[&[-1.0, -2.0]]);
+    let rollout = t2(&[&[-1.25, -1.5]]);
+    let adv = t2(&[&[1.0, 2.0]]);
+    let mask = t2(&[&[1.0, 1.0]]);
+    let inputs = ActorLossInputs {
+        policy: PolicyInputs {
+            log_prob: &logp,
+            old_log_prob: &logp,
+            advantages: &adv,
+            response_mask: &mask,
+        },
+        entropy: None,
+        ref_log_prob: None,
+        rollout_log_prob: Some(&rollout),
+    };
+    let params = ActorLossParams {
+        policy: PolicyLossKind::ClipCov {
+            clip_ratio_low: 0.2,
+            clip_ratio_high: 0.28,
+            // A band no token's covariance falls in: nothing is dropped.
+            params: ClipCovParams {
+                ratio: 0.5,
+                lb: 1e6,
+                ub: 2e6,
+            },
+        },
+        agg_mode: LossAggMode::SeqMeanTokenSum,
+        entropy_coeff: 0.0,
+        kl: None,
+        tis_cap: Some(100.0),
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let out = actor_loss(&inputs, &params, &AggOptions::default(), &mut rng).unwrap();
+    // seq-mean-token-sum, B = 1: −1·e^0.25 − 2·e^−0.5.
+    let expect = -(0.25f64).exp() - 2.0 * (-0.5f64).exp();
+    close(val(&out.loss), expect, 1e-12);
 }

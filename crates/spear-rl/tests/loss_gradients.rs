@@ -212,6 +212,7 @@ fn actor_loss_gradient_matches_finite_differences() {
         agg_mode: LossAggMode::SeqMeanTokenSumNorm,
         entropy_coeff: 0.01,
         kl: Some((KlPenalty::LowVarKl, 0.1)),
+        tis_cap: None,
     };
     check_gradient(&b.logp, |lp| {
         let inputs = ActorLossInputs {
@@ -223,6 +224,7 @@ fn actor_loss_gradient_matches_finite_differences() {
             },
             entropy: Some(&entropy),
             ref_log_prob: Some(&reference),
+            rollout_log_prob: None,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         actor_loss(&inputs, &params, &AggOptions::with_norm_len(8), &mut rng)
@@ -397,6 +399,7 @@ fn entropy_bonus_gradient_is_minus_coeff_over_valid_tokens() {
         agg_mode: LossAggMode::TokenMean,
         entropy_coeff: 0.01,
         kl: None,
+        tis_cap: None,
     };
     let inputs = ActorLossInputs {
         policy: PolicyInputs {
@@ -407,6 +410,7 @@ fn entropy_bonus_gradient_is_minus_coeff_over_valid_tokens() {
         },
         entropy: Some(h.as_tensor()),
         ref_log_prob: None,
+        rollout_log_prob: None,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let out = actor_loss(&inputs, &params, &AggOptions::default(), &mut rng).unwrap();

@@ -20,6 +20,8 @@ fn sample(uid: u64, traj: u64, step: u32, score: f64, ret: f64, anchor: String) 
         response_tokens: vec![2, 3],
         response_mask: vec![1, 1],
         old_log_probs: vec![-1.0, -1.0],
+        rollout_log_probs: vec![],
+        policy_version: 0,
         step_reward: 0.0,
         episode_reward: score,
         episode_length: 1,

@@ -41,6 +41,10 @@ pub struct PhaseTimes {
     pub advantage: f64,
     /// Teacher-forced scoring + backward + optimizer steps (on-policy and replay).
     pub update: f64,
+    /// Recomputing the on-policy samples' behaviour log-probs with the trainer's weights
+    /// before the update (verl's `old_log_prob` timing).
+    #[serde(default)]
+    pub old_log_prob: f64,
     /// Evaluation (0 in iterations without one).
     pub eval: f64,
     /// Checkpoint and log writes.
@@ -111,6 +115,22 @@ pub struct IterationMetrics {
     pub gen_tokens_per_s: f64,
     /// Trained (scored + backpropagated) tokens per second during the update.
     pub train_tokens_per_s: f64,
+    /// Mean |log π_trainer − log π_engine| over the trained response tokens of the on-policy
+    /// samples: the trainer's recomputed behaviour log-probs against the rollout engine's.
+    pub rollout_logprob_abs_diff_mean: f64,
+    /// Largest |log π_trainer − log π_engine| over the same tokens.
+    pub rollout_logprob_abs_diff_max: f64,
+    /// Fraction of those tokens whose probability ratio π_trainer / π_engine is outside
+    /// [0.5, 2].
+    pub rollout_ratio_outside_frac: f64,
+    /// Mean truncated importance weight min(π_trainer / π_engine, cap) of the on-policy
+    /// tokens (`rl.loss.tis_cap`; 0 when off).
+    pub tis_weight: f64,
+    /// Fraction of on-policy tokens whose truncated importance weight hit the cap (0 when off).
+    pub tis_capped_frac: f64,
+    /// `rollout.mode = "async"`: samples dropped because the weights that generated them were
+    /// more than `rollout.max_staleness` policy versions old (0 in sync mode).
+    pub async_dropped_samples: u64,
     /// Wall time per phase.
     pub time: PhaseTimes,
     /// Wall seconds since the run started (excluding time between a kill and a resume).

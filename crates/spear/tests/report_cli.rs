@@ -73,6 +73,8 @@ fn synthetic_run(root: &Path, name: &str, estimator: &str, lr: f64, final_rate: 
             replay_samples: if t % 2 == 0 { 32 } else { 0 },
             replay_p50: (t % 2 == 0).then_some(0.4),
             gen_tokens_per_s: 1500.0 + 10.0 * t as f64,
+            rollout_logprob_abs_diff_mean: 1e-3 * frac,
+            rollout_logprob_abs_diff_max: 2e-2 * frac,
             time: PhaseTimes {
                 generate: 20.0,
                 env: 2.0,
@@ -210,6 +212,8 @@ fn two_runs_make_one_self_contained_page() {
         ">success_by_type.pick_and_place<",
         ">time.generate<",
         ">clip_cov_frac<",
+        ">rollout_logprob_abs_diff_mean<",
+        "Rollout engine: log-prob mismatch",
         ">custom_metric<",
         // eval charts per split
         "eval success: valid_seen",

@@ -14,7 +14,7 @@ use super::error::LossError;
 use super::kl::{kl_penalty, KlPenalty};
 use super::kl_cov::{kl_cov_loss, KlCovParams};
 use super::metrics::LossMetrics;
-use super::ppo::{ppo_clip_loss, scalar, PolicyInputs, PpoClipParams};
+use super::ppo::{ppo_clip_loss, scalar, PolicyInputs, PolicyLoss, PpoClipParams};
 use super::util::{check_like, host_f64, masked_mean};
 use candle_core::Tensor;
 use rand::Rng;
@@ -48,6 +48,8 @@ pub struct ActorLossParams {
     pub entropy_coeff: f64,
     /// KL loss to the reference policy: estimator and weight; `None` when off.
     pub kl: Option<(KlPenalty, f64)>,
+    /// Truncated importance sampling cap (`loss.tis_cap`); `None` when off.
+    pub tis_cap: Option<f64>,
 }
 
 impl LossConfig {
@@ -72,6 +74,7 @@ impl LossConfig {
             agg_mode: self.loss_agg_mode,
             entropy_coeff: self.entropy_coeff,
             kl,
+            tis_cap: self.tis_cap.0,
         }
     }
 }
@@ -86,6 +89,9 @@ pub struct ActorLossInputs<'a> {
     pub entropy: Option<&'a Tensor>,
     /// Reference-policy log-probs. Required when the KL loss is on.
     pub ref_log_prob: Option<&'a Tensor>,
+    /// The rollout engine's log-probs of the sampled tokens (verl's `rollout_log_probs`).
+    /// Required when truncated importance sampling is on (`tis_cap`); ignored otherwise.
+    pub rollout_log_prob: Option<&'a Tensor>,
 }
 
 /// The actor loss of one micro-batch.
@@ -97,6 +103,59 @@ pub struct ActorLoss {
     pub pg_loss: Tensor,
     /// Statistics for logging.
     pub metrics: LossMetrics,
+}
+
+/// The truncated importance weight of each token, `min(exp(old_log_prob − rollout_log_prob),
+/// cap)` (verl PR #2953, `compute_policy_loss_vanilla`: `tis_imp_ratio`), a constant (no
+/// gradient flows through either log-prob).
+pub fn tis_weights(
+    old_log_prob: &Tensor,
+    rollout_log_prob: &Tensor,
+    cap: f64,
+) -> Result<Tensor, LossError> {
+    check_like("rollout_log_prob", rollout_log_prob, old_log_prob)?;
+    let w = (old_log_prob.detach() - rollout_log_prob.detach())?.exp()?;
+    Ok(w.clamp(f64::NEG_INFINITY, cap)?)
+}
+
+/// Multiplies the per-token policy-gradient loss by the truncated importance weight (after the
+/// PPO clip, dual clip, Clip-Cov correction or KL-Cov penalty, where verl applies
+/// `tis_imp_ratio`) and aggregates again. `metrics.tis_weight` is the weight's mean and
+/// `metrics.tis_capped_frac` the fraction of valid tokens whose weight the cap cut.
+fn truncated_importance_sampling(
+    pg: PolicyLoss,
+    p: &PolicyInputs<'_>,
+    rollout_log_prob: Option<&Tensor>,
+    cap: f64,
+    params: &ActorLossParams,
+    agg: &AggOptions,
+) -> Result<PolicyLoss, LossError> {
+    if !(cap.is_finite() && cap > 0.0) {
+        return Err(LossError::Input(format!(
+            "loss.tis_cap is {cap}; it must be a finite number > 0"
+        )));
+    }
+    let rollout = rollout_log_prob.ok_or_else(|| {
+        LossError::Input(
+            "loss.tis_cap is set but no rollout log-probs were given; pass rollout_log_prob or \
+             turn tis_cap off"
+                .to_string(),
+        )
+    })?;
+    let w = tis_weights(p.old_log_prob, rollout, cap)?;
+    let token_loss = (&pg.token_loss * &w)?;
+    let loss = agg_loss(&token_loss, p.response_mask, params.agg_mode, agg)?;
+    let mut metrics = pg.metrics;
+    let mask = host_f64(p.response_mask)?;
+    let host_w = host_f64(&w)?;
+    metrics.tis_weight = masked_mean(&host_w, &mask);
+    metrics.tis_capped_frac = super::util::masked_fraction(&mask, |i| host_w[i] >= cap);
+    metrics.pg_loss = scalar(&loss)?;
+    Ok(PolicyLoss {
+        loss,
+        token_loss,
+        metrics,
+    })
 }
 
 /// Computes `pg_loss − entropy_coeff·agg(entropy) + kl_coef·agg(kl)` (spec §2.5, §4.3).
@@ -127,6 +186,12 @@ pub fn actor_loss<R: Rng + ?Sized>(
             rng,
         )?,
         PolicyLossKind::KlCov(kc) => kl_cov_loss(p, &kc, params.agg_mode, agg)?,
+    };
+    let pg = match params.tis_cap {
+        None => pg,
+        Some(cap) => {
+            truncated_importance_sampling(pg, p, inputs.rollout_log_prob, cap, params, agg)?
+        }
     };
     let mut metrics = pg.metrics;
     let mut loss = pg.loss.clone();

@@ -22,6 +22,7 @@
 //! kl_cov_ratio = 0.0002
 //! kl_cov_ratio_replay = 0.02
 //! ppo_kl_coef = 0.1
+//! tis_cap = false                        # or a cap > 0, e.g. 2.0 (truncated IS)
 //! ```
 
 use super::agg::LossAggMode;
@@ -121,6 +122,67 @@ pub struct LossConfig {
     pub kl_cov_ratio_replay: f64,
     /// KL-Cov `|log r|` weight (spec §2.5). Default 0.1.
     pub ppo_kl_coef: f64,
+    /// Truncated importance sampling for rollout engines whose log-probs differ from the
+    /// trainer's (verl PR #2953 `tis_imp_ratio_cap`, TRL PR #3867): each token's
+    /// policy-gradient loss is multiplied by `min(exp(old_log_prob − rollout_log_prob), cap)`,
+    /// the trainer's recomputed behaviour probability over the engine's, capped; entropy and KL
+    /// terms are not weighted. `false` turns it off; a number must be > 0 (verl uses 2.0).
+    /// Default false.
+    pub tis_cap: TisCap,
+}
+
+/// `loss.tis_cap`: off (`false` in TOML) or the cap C > 0 of the truncated importance weight.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TisCap(pub Option<f64>);
+
+impl Serialize for TisCap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            None => s.serialize_bool(false),
+            Some(c) => s.serialize_f64(c),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TisCap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Int(i64),
+            Float(f64),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected `false` (off) or a number > 0, the cap of the truncated importance \
+                 weight (e.g. 2.0)",
+            )
+        })? {
+            Raw::Flag(false) => Ok(TisCap(None)),
+            Raw::Flag(true) => Err(serde::de::Error::custom(
+                "`true` is not a cap: give the cap itself, a number > 0 (e.g. 2.0), or `false`",
+            )),
+            Raw::Int(n) => Ok(TisCap(Some(n as f64))),
+            Raw::Float(x) => Ok(TisCap(Some(x))),
+        }
+    }
+}
+
+impl TisCap {
+    /// Checks that a cap, when set, is a finite number > 0 (`loss.tis_cap`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.0 {
+            Some(c) if !(c.is_finite() && c > 0.0) => Err(ConfigError::new(
+                "loss.tis_cap",
+                format!(
+                    "{c} is not a cap: the truncated importance weight min(ratio, cap) needs a \
+                     finite cap > 0 (verl uses 2.0); set `false` to turn it off"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for LossConfig {
@@ -154,6 +216,7 @@ impl LossConfig {
             kl_cov_ratio: 0.0002,
             kl_cov_ratio_replay: 0.02,
             ppo_kl_coef: 0.1,
+            tis_cap: TisCap(None),
         }
     }
 
@@ -246,6 +309,7 @@ impl LossConfig {
             .validate("loss.kl_cov_ratio")?;
         self.kl_cov(LossPass::Replay)
             .validate("loss.kl_cov_ratio_replay")?;
+        self.tis_cap.validate()?;
         Ok(())
     }
 }

@@ -50,6 +50,10 @@ pub struct LossMetrics {
     pub total_loss: f64,
     /// Number of valid tokens (`Σ mask`).
     pub valid_tokens: f64,
+    /// Mean truncated importance weight over valid tokens (0 when `tis_cap` is off).
+    pub tis_weight: f64,
+    /// Fraction of valid tokens whose truncated importance weight the cap cut (0 when off).
+    pub tis_capped_frac: f64,
 }
 
 /// Host copies of one micro-batch, flat and row-major, used for the metrics and selections.

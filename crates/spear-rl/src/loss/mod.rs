@@ -10,7 +10,8 @@
 //! * [`clip_cov`]: Clip-Cov, the loss of every SPEAR update (spec §2.5).
 //! * [`kl_cov`]: KL-Cov, the alternative (spec §2.5).
 //! * [`kl`]: KL penalty estimators k1 / abs / k2 / k3 (spec §4.3).
-//! * [`actor`]: the full actor loss `pg − entropy_coeff·H + kl_coef·KL` of a micro-batch.
+//! * [`actor`]: the full actor loss `pg − entropy_coeff·H + kl_coef·KL` of a micro-batch, with
+//!   optional truncated importance sampling of the pg tokens (`tis_cap`, verl PR #2953).
 //! * [`config`]: the `[loss]` TOML table with the official SPEAR defaults.
 //! * [`metrics`]: the statistics every loss returns.
 //!
@@ -33,10 +34,12 @@ pub mod metrics;
 pub mod ppo;
 mod util;
 
-pub use actor::{actor_loss, ActorLoss, ActorLossInputs, ActorLossParams, PolicyLossKind};
+pub use actor::{
+    actor_loss, tis_weights, ActorLoss, ActorLossInputs, ActorLossParams, PolicyLossKind,
+};
 pub use agg::{agg_loss, AggOptions, LossAggMode};
 pub use clip_cov::{clip_cov_loss, clip_cov_selection, ClipCovParams, ClipCovSelection};
-pub use config::{LossConfig, LossMode, LossPass};
+pub use config::{LossConfig, LossMode, LossPass, TisCap};
 pub use error::LossError;
 pub use kl::{kl_penalty, KlPenalty};
 pub use kl_cov::{kl_cov_loss, kl_cov_selection, KlCovParams};

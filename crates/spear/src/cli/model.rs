@@ -217,6 +217,8 @@ fn bench_update(
             response_tokens: response,
             response_mask: vec![1; m],
             old_log_probs: vec![],
+            rollout_log_probs: vec![],
+            policy_version: 0,
             step_reward: 0.0,
             episode_reward: 0.0,
             episode_length: 1,

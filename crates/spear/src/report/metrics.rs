@@ -46,6 +46,17 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "replay_p50",
         ],
     ),
+    (
+        "Rollout engine: log-prob mismatch, truncated IS, async",
+        &[
+            "rollout_logprob_abs_diff_mean",
+            "rollout_logprob_abs_diff_max",
+            "rollout_ratio_outside_frac",
+            "tis_weight",
+            "tis_capped_frac",
+            "async_dropped_samples",
+        ],
+    ),
     ("Samples", &["samples", "masked_samples", "trained_samples"]),
     (
         "Throughput and wall time",
@@ -56,6 +67,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "time.env",
             "time.advantage",
             "time.update",
+            "time.old_log_prob",
             "time.eval",
             "time.save",
             "time.total",
@@ -133,6 +145,14 @@ pub fn describe(key: &str) -> Option<&'static str> {
         "buffer_samples" => "samples in the replay buffer",
         "replay_samples" => "replay samples trained on",
         "replay_p50" => "replay recalibration baseline (P50)",
+        "rollout_logprob_abs_diff_mean" => {
+            "mean |log π_trainer − log π_engine|, trained tokens (recomputed vs sampled)"
+        }
+        "rollout_logprob_abs_diff_max" => "largest |log π_trainer − log π_engine|",
+        "rollout_ratio_outside_frac" => "tokens with π_trainer / π_engine outside [0.5, 2]",
+        "tis_weight" => "mean truncated importance weight (rl.loss.tis_cap)",
+        "tis_capped_frac" => "tokens whose importance weight hit the cap",
+        "async_dropped_samples" => "samples older than rollout.max_staleness, dropped",
         "samples" => "step-samples collected",
         "masked_samples" => "step-samples masked by filters",
         "trained_samples" => "step-samples trained on",
@@ -142,6 +162,7 @@ pub fn describe(key: &str) -> Option<&'static str> {
         "time.env" => "seconds stepping environments",
         "time.advantage" => "seconds on rewards, filters, advantages",
         "time.update" => "seconds in the update",
+        "time.old_log_prob" => "seconds recomputing behaviour log-probs",
         "time.eval" => "seconds evaluating",
         "time.save" => "seconds writing checkpoints and logs",
         "time.total" => "seconds per iteration",
@@ -198,6 +219,35 @@ mod tests {
                 ("Other metrics", vec!["alpha", "zeta"]),
             ]
         );
+    }
+
+    /// The mismatch and async metrics the trainer writes form their own group, in order.
+    #[test]
+    fn rollout_engine_metrics_have_a_group() {
+        let keys: BTreeSet<String> = [
+            "async_dropped_samples",
+            "rollout_ratio_outside_frac",
+            "rollout_logprob_abs_diff_max",
+            "rollout_logprob_abs_diff_mean",
+            "samples",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let groups = ordered_groups(&keys);
+        assert_eq!(
+            groups[0],
+            (
+                "Rollout engine: log-prob mismatch, truncated IS, async".to_string(),
+                vec![
+                    "rollout_logprob_abs_diff_mean".to_string(),
+                    "rollout_logprob_abs_diff_max".to_string(),
+                    "rollout_ratio_outside_frac".to_string(),
+                    "async_dropped_samples".to_string(),
+                ]
+            )
+        );
+        assert!(describe("rollout_logprob_abs_diff_mean").is_some());
     }
 
     #[test]

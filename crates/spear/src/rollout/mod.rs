@@ -5,9 +5,11 @@
 //! whether a sample is a household step or a whole math conversation.
 
 pub mod agent;
+pub mod external;
 pub mod math;
 pub mod sampler;
 
+pub use external::{ExternalEngine, SnapshotEngine};
 pub use sampler::ChatSampler;
 
 use spear_rl::sample::StepSample;

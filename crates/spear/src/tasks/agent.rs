@@ -32,6 +32,8 @@ pub fn collect_agent<E: AgentEnv>(
         seed: s.seed,
         iteration: s.iteration,
         keep_prompts: s.keep_prompts,
+        concurrent: s.concurrent_episodes,
+        policy_version: s.policy_version,
     };
     let out = rollout_agent(sampler, &mut envs, tasks, &params)?;
     let flags = out
@@ -126,6 +128,8 @@ pub fn eval_agent<E: AgentEnv>(
             seed: mix_seed(&[s.seed, 0xE7A1, b as u64]),
             iteration: s.iteration,
             keep_prompts: false,
+            concurrent: false,
+            policy_version: 0,
         };
         let out = rollout_agent(sampler, &mut envs, chunk, &p)?;
         episodes.extend(out.episodes);

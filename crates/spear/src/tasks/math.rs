@@ -530,11 +530,16 @@ impl TaskSuite for MathSuite {
         tasks: &[usize],
         s: &CollectSettings,
     ) -> anyhow::Result<Collected> {
+        anyhow::ensure!(
+            !s.concurrent_episodes,
+            "rollout.mode = \"async\" is not supported by env.kind = \"math\" (the tool loop \
+             generates one batch per turn): use rollout.mode = \"sync\""
+        );
         let problems: Vec<MathProblem> = tasks
             .iter()
             .map(|&i| self.run.tasks.train[i].clone())
             .collect();
-        let (out, flags, stats) = collect_math(
+        let (mut out, flags, stats) = collect_math(
             sampler,
             &self.run,
             &problems,
@@ -544,6 +549,9 @@ impl TaskSuite for MathSuite {
             s.iteration,
             &s.drbot,
         )?;
+        for x in &mut out.samples {
+            x.policy_version = s.policy_version;
+        }
         let headline = format!("calls {:.2}", stats.tool_calls);
         let mut extra = BTreeMap::new();
         extra.insert("math".to_string(), serde_json::to_value(&stats)?);
@@ -631,6 +639,8 @@ mod tests {
             response_tokens: vec![0; len],
             response_mask: vec![1; len],
             old_log_probs: vec![0.0; len],
+            rollout_log_probs: vec![],
+            policy_version: 0,
             step_reward: 0.0,
             episode_reward: 0.0,
             episode_length: turns,

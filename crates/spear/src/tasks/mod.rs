@@ -49,6 +49,13 @@ pub struct CollectSettings {
     pub keep_prompts: bool,
     /// Dr.BoT's response filters (the flags are computed per sample by the suite).
     pub drbot: DrBotConfig,
+    /// `rollout.mode = "async"`: every episode runs on its own thread and advances as soon
+    /// as its own generation returns (single requests, issued concurrently), instead of one
+    /// batched generation per turn for all environments. Not bit-reproducible.
+    pub concurrent_episodes: bool,
+    /// Policy version (completed updates) of the weights the sampler holds when collection
+    /// starts; stamped on every sample unless the engine reports its own per generation.
+    pub policy_version: u64,
 }
 
 /// How an evaluation is run.

@@ -13,7 +13,7 @@ use spear_rl::reward::{
 };
 use spear_rl::sample::{group_samples, restrict_groups, Batch, GroupIndex};
 
-use super::update::UpdateStats;
+use super::update::{Mismatch, UpdateStats};
 use crate::run_dir::{EpisodeRecord, IterationMetrics, PhaseTimes};
 use crate::tasks::{Collected, SampleTurns};
 
@@ -51,6 +51,34 @@ pub struct Iteration {
     pub toolcall_coef: f64,
 }
 
+/// Asynchronous collection's staleness bound: drops the samples whose generating weights
+/// are more than `max_staleness` policy versions older than `current` (the version about to
+/// be updated), with their Dr.BoT flags; returns how many. Episode records stay (the viewer
+/// shows whole episodes). Dropping biases the batch toward short episodes: a long episode's
+/// early turns are generated longest before the update, so they are the ones that fall out of
+/// the window, while a short episode is kept whole (hence the logged count,
+/// `async_dropped_samples`; docs/training.md).
+pub fn drop_stale(c: &mut Collected, current: u64, max_staleness: u64) -> u64 {
+    let oldest = current.saturating_sub(max_staleness);
+    let keep: Vec<bool> = c
+        .out
+        .samples
+        .iter()
+        .map(|s| s.policy_version >= oldest)
+        .collect();
+    let dropped = keep.iter().filter(|k| !**k).count();
+    if dropped == 0 {
+        return 0;
+    }
+    let mut k = keep.iter();
+    c.out
+        .samples
+        .retain(|_| *k.next().expect("one flag per sample"));
+    let mut k = keep.iter();
+    c.flags.retain(|_| *k.next().expect("one flag per sample"));
+    dropped as u64
+}
+
 /// Spec §2.8 steps 2–5: step returns, episode scores s_i (with SPEAR's tool-call bonus at
 /// step `t`), Dr.BoT's response filters (loss masks), the std group filter (which draws from
 /// `rng`), the invalid-action penalty and the advantages.
@@ -77,7 +105,12 @@ pub fn prepare(
     } else {
         batch.samples.iter().filter(|s| s.is_action_valid).count() as f64 / batch.len() as f64
     };
-    let (keep, _report) = select_groups_by_std(&batch, &groups, &rl.drbot, rng)?;
+    // Nothing to filter when the staleness bound of async collection dropped every sample.
+    let keep = if groups.is_empty() {
+        vec![]
+    } else {
+        select_groups_by_std(&batch, &groups, &rl.drbot, rng)?.0
+    };
     let kept_groups = restrict_groups(&groups, &keep);
     let marks = batch
         .samples
@@ -165,6 +198,12 @@ pub struct IterationInputs<'a> {
     pub eval_secs: f64,
     /// The environment's own metrics.
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// The trainer/engine log-prob mismatch of the on-policy samples.
+    pub mismatch: Mismatch,
+    /// Seconds recomputing the behaviour log-probs.
+    pub old_log_prob_secs: f64,
+    /// Samples dropped by the async staleness bound.
+    pub async_dropped: u64,
 }
 
 /// The `metrics.jsonl` line of an iteration (wall times `save`, `total` and `elapsed` are
@@ -219,11 +258,18 @@ pub fn iteration_metrics(x: &IterationInputs<'_>) -> IterationMetrics {
         replay_p50: x.replay_p50,
         gen_tokens_per_s: generated_tokens as f64 / generate.max(1e-9),
         train_tokens_per_s: stats.tokens as f64 / stats.secs.max(1e-9),
+        rollout_logprob_abs_diff_mean: x.mismatch.abs_diff_mean,
+        rollout_logprob_abs_diff_max: x.mismatch.abs_diff_max,
+        rollout_ratio_outside_frac: x.mismatch.ratio_outside_frac,
+        tis_weight: on.tis_weight,
+        tis_capped_frac: on.tis_capped_frac,
+        async_dropped_samples: x.async_dropped,
         time: PhaseTimes {
             generate,
             env,
             advantage: x.adv_secs,
             update: stats.secs,
+            old_log_prob: x.old_log_prob_secs,
             eval: x.eval_secs,
             save: 0.0,
             total: 0.0,
@@ -258,6 +304,8 @@ mod tests {
                     response_tokens: vec![3, 4],
                     response_mask: vec![1, 1],
                     old_log_probs: vec![-1.0, -1.0],
+                    rollout_log_probs: vec![],
+                    policy_version: 0,
                     step_reward: if won && step + 1 == n { 10.0 } else { 0.0 },
                     episode_reward: if won { 10.0 } else { 0.0 },
                     episode_length: n,
@@ -414,7 +462,20 @@ mod tests {
             adv_secs: 0.5,
             eval_secs: 0.0,
             extra,
+            mismatch: Mismatch {
+                tokens: 4,
+                abs_diff_mean: 0.25,
+                abs_diff_max: 0.75,
+                ratio_outside_frac: 0.5,
+            },
+            old_log_prob_secs: 0.125,
+            async_dropped: 3,
         });
+        assert_eq!(m.rollout_logprob_abs_diff_mean, 0.25);
+        assert_eq!(m.rollout_logprob_abs_diff_max, 0.75);
+        assert_eq!(m.rollout_ratio_outside_frac, 0.5);
+        assert_eq!(m.async_dropped_samples, 3);
+        assert_eq!(m.time.old_log_prob, 0.125);
         assert_eq!(m.success_rate, 0.5);
         assert_eq!(m.success_by_type["a"], 0.5);
         assert_eq!(m.success_by_type["b"], 0.5);
@@ -428,5 +489,54 @@ mod tests {
         // The environment's metrics land at the top level of the JSON line.
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v["env"]["x"], 1);
+    }
+
+    /// The staleness bound on a constructed batch: versions 0..=3 with current version 3 and
+    /// max_staleness 1 keep versions 2 and 3 (with their flags, in order) and count the rest;
+    /// max_staleness ≥ current keeps everything; the episode records stay.
+    #[test]
+    fn stale_samples_are_dropped_and_counted() {
+        let make = || {
+            let mut c = rollout(&[(0, 0, 4, true), (0, 1, 2, false), (1, 0, 3, false)]);
+            for (k, s) in c.out.samples.iter_mut().enumerate() {
+                s.policy_version = [0, 1, 2, 3][k % 4];
+            }
+            for (k, f) in c.flags.iter_mut().enumerate() {
+                f.repetitive = k % 2 == 0;
+            }
+            c
+        };
+        let mut c = make();
+        let before: Vec<(u64, u64, u32, bool)> = c
+            .out
+            .samples
+            .iter()
+            .zip(&c.flags)
+            .map(|(s, f)| (s.policy_version, s.traj_uid.0, s.step_index, f.repetitive))
+            .collect();
+        assert_eq!(before.len(), 9);
+        let dropped = drop_stale(&mut c, 3, 1);
+        let expect: Vec<_> = before.iter().filter(|x| x.0 >= 2).copied().collect();
+        assert_eq!(dropped, (before.len() - expect.len()) as u64);
+        assert_eq!(dropped, 5);
+        let after: Vec<_> = c
+            .out
+            .samples
+            .iter()
+            .zip(&c.flags)
+            .map(|(s, f)| (s.policy_version, s.traj_uid.0, s.step_index, f.repetitive))
+            .collect();
+        assert_eq!(after, expect);
+        assert_eq!(c.out.episodes.len(), 3);
+        // The kept samples still go through the learner.
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let it = prepare(c, 4, &rl(), &mut rng).unwrap();
+        assert_eq!(it.marks.len(), 4);
+        let mut all = make();
+        assert_eq!(drop_stale(&mut all, 3, 3), 0);
+        assert_eq!(drop_stale(&mut all, 3, 7), 0);
+        assert_eq!(all.out.samples.len(), 9);
+        assert_eq!(drop_stale(&mut all, 3, 0), 7);
+        assert!(all.out.samples.iter().all(|s| s.policy_version == 3));
     }
 }

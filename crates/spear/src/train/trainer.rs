@@ -19,12 +19,12 @@ use spear_model::{AdamW, AdamWConfig, Decoder, LrSchedule, Policy};
 use spear_rl::replay::ReplayBuffer;
 use spear_rl::update_plan::UpdatePlan;
 
-use super::config::TrainConfig;
+use super::config::{RolloutMode, TrainConfig};
 use super::learn::{self, IterationInputs};
 use super::sft::{run_sft, run_sft_tokens, SftSettings};
 use super::state::{self, TrainerState};
 use super::update::run_update;
-use crate::rollout::ChatSampler;
+use crate::rollout::{ChatSampler, ExternalEngine};
 use crate::run_dir::{
     append_jsonl, drop_iteration_lines, remove_stale_temporaries, truncate_jsonl, EpisodeRecord,
     EvalRecord, IterationMetrics, RunDir, RunLock,
@@ -74,6 +74,12 @@ pub struct Trainer {
     suite: Box<dyn TaskSuite>,
     /// Frozen weights RL started from, for the KL loss (`rl.loss.use_kl_loss`).
     reference: Option<Policy>,
+    /// A rollout engine with weights of its own ([`Trainer::set_rollout_engine`]); `None`: the
+    /// policy samples in process.
+    engine: Option<Box<dyn ExternalEngine>>,
+    /// Async with an external engine: the next iteration's rollout, collected during the last
+    /// update (not checkpointed: a resumed run collects its first iteration anew).
+    pending: Option<Collected>,
     /// The exclusive lock on the run directory, held while the trainer lives.
     _lock: RunLock,
 }
@@ -333,6 +339,8 @@ impl Trainer {
             suite,
             policy,
             reference: None,
+            engine: None,
+            pending: None,
             _lock: lock,
             cfg,
             run,
@@ -474,9 +482,10 @@ impl Trainer {
         Ok(())
     }
 
-    /// Spec §2.8 step 1: `env.tasks_per_iter` training tasks drawn with the run's RNG, G
-    /// episodes each, through the suite.
-    fn collect(&mut self, t: u64) -> anyhow::Result<Collected> {
+    /// Spec §2.8 step 1: `env.tasks_per_iter` training tasks drawn with the run's RNG (G
+    /// episodes each) and the settings of iteration `t`'s collection, by a sampler holding the
+    /// weights of `version` updates.
+    fn collect_plan(&mut self, t: u64, version: u64) -> (Vec<usize>, CollectSettings) {
         let cfg = &self.cfg;
         let n_train = self.suite.num_train_tasks();
         let n = (cfg.env.tasks_per_iter as usize).min(n_train);
@@ -491,9 +500,41 @@ impl Trainer {
             iteration: t,
             keep_prompts: cfg.run.log_episodes > 0,
             drbot: cfg.rl.drbot.clone(),
+            concurrent_episodes: cfg.rollout.mode == RolloutMode::Async,
+            policy_version: version,
         };
-        self.suite
-            .collect(&self.policy as &dyn ChatSampler, &picked, &s)
+        (picked, s)
+    }
+
+    /// The sampler of the rollouts: the external engine when one is set, else the policy.
+    fn rollout_sampler(&self) -> &dyn ChatSampler {
+        match &self.engine {
+            Some(e) => e.sampler(),
+            None => &self.policy,
+        }
+    }
+
+    /// Spec §2.8 step 1, now: the collection of iteration `t` with the current weights.
+    fn collect(&mut self, t: u64) -> anyhow::Result<Collected> {
+        let version = match &self.engine {
+            Some(e) => e.version(),
+            // The in-process sampler holds the weights of every update so far.
+            None => self.iteration,
+        };
+        let (picked, s) = self.collect_plan(t, version);
+        self.suite.collect(self.rollout_sampler(), &picked, &s)
+    }
+
+    /// Sets a rollout engine with weights of its own (an inference-server pool, or a
+    /// [`crate::rollout::SnapshotEngine`]): rollouts go through it, it receives the weights
+    /// after every update (now too, so that it starts from the trainer's), and with
+    /// `rollout.mode = "async"` the collection of iteration t+1 overlaps the update of
+    /// iteration t. Evaluation stays on the trainer's policy.
+    pub fn set_rollout_engine(&mut self, engine: Box<dyn ExternalEngine>) -> anyhow::Result<()> {
+        engine.sync_weights(&self.policy, self.iteration)?;
+        self.engine = Some(engine);
+        self.pending = None;
+        Ok(())
     }
 
     /// One iteration `t = iteration + 1`; logs, evaluates and checkpoints as configured.
@@ -506,8 +547,19 @@ impl Trainer {
         let start = Instant::now();
         let t = self.iteration + 1;
         let rl = self.cfg.rl.clone();
-        // 1. Rollout.
-        let collected = self.collect(t)?;
+        // 1. Rollout (or the one that overlapped the previous update).
+        let mut collected = match self.pending.take() {
+            Some(c) => c,
+            None => self.collect(t)?,
+        };
+        // Async collection's staleness bound (the version about to be updated is t − 1). With
+        // the in-process sampler collection never overlaps an update, so nothing is stale.
+        let async_dropped = match self.cfg.rollout.mode {
+            RolloutMode::Sync => 0,
+            RolloutMode::Async => {
+                learn::drop_stale(&mut collected, t - 1, self.cfg.rollout.max_staleness)
+            }
+        };
         let (headline, sample_turns, extra) = (
             collected.headline.clone(),
             collected.sample_turns,
@@ -521,6 +573,18 @@ impl Trainer {
         // 2.–5. Rewards, Dr.BoT filters, invalid-action penalty, advantages.
         let t_adv = Instant::now();
         let mut it = learn::prepare(collected, t, &rl, &mut self.rng)?;
+        let mut adv_secs = t_adv.elapsed().as_secs_f64();
+        // verl's `recompute_log_prob`: the trainer's own behaviour log-probs become
+        // `old_log_probs`; the engine's stay in `rollout_log_probs` (mismatch metrics, TIS).
+        let t_old = Instant::now();
+        let mismatch = super::update::recompute_old_log_probs(
+            &self.policy,
+            &mut it.kept.samples,
+            self.cfg.optim.token_budget as usize,
+            sampling_temperature(self.cfg.sampling.temperature),
+        )?;
+        let old_log_prob_secs = t_old.elapsed().as_secs_f64();
+        let t_adv = Instant::now();
         // 6. The SIL batch.
         let draw = if rl.replay.enabled {
             self.buffer.maybe_replay()
@@ -529,7 +593,7 @@ impl Trainer {
         };
         let replay_p50 = draw.as_ref().and_then(|d| d.p50_mean);
         let replay_samples = draw.map(|d| d.samples).unwrap_or_default();
-        let mut adv_secs = t_adv.elapsed().as_secs_f64();
+        adv_secs += t_adv.elapsed().as_secs_f64();
         // 7. Actor update: on-policy, then γ(t)-scaled replay mini-batches.
         let plan = UpdatePlan::build(
             it.kept.len(),
@@ -540,20 +604,63 @@ impl Trainer {
         );
         let (lr, warmup) = (self.cfg.optim.lr, self.cfg.optim.warmup_steps);
         let schedule = LrSchedule::Warmup { warmup };
-        let stats = run_update(
+        // Async with an external engine: iteration t+1's rollout runs while this update does
+        // (its tasks are drawn now); the engine gets the new weights when the update ends.
+        let overlap = self.cfg.rollout.mode == RolloutMode::Async
+            && t < self.cfg.run.iterations
+            && !STOP.load(Ordering::SeqCst);
+        let next = match &self.engine {
+            Some(e) if overlap => Some(self.collect_plan(t + 1, e.version())),
+            _ => None,
+        };
+        let (policy, reference, opt, rng) = (
             &self.policy,
             self.reference.as_ref(),
             &mut self.opt,
-            &plan,
-            &it.kept.samples,
-            &replay_samples,
-            &rl,
-            &|step| schedule.lr_at(lr, step),
-            self.cfg.optim.token_budget as usize,
-            sampling_temperature(self.cfg.sampling.temperature),
-            rl.drbot.max_response_length as usize,
             &mut self.rng,
-        )?;
+        );
+        let (suite, engine) = (&*self.suite, self.engine.as_deref());
+        let token_budget = self.cfg.optim.token_budget as usize;
+        let temperature = sampling_temperature(self.cfg.sampling.temperature);
+        let (stats, pending) = std::thread::scope(|scope| {
+            let handle = match (&next, engine) {
+                (Some((picked, s)), Some(e)) => {
+                    Some(scope.spawn(move || suite.collect(e.sampler(), picked, s)))
+                }
+                _ => None,
+            };
+            let stats = run_update(
+                policy,
+                reference,
+                opt,
+                &plan,
+                &it.kept.samples,
+                &replay_samples,
+                &rl,
+                &|step| schedule.lr_at(lr, step),
+                token_budget,
+                temperature,
+                rl.drbot.max_response_length as usize,
+                rng,
+            )
+            .and_then(|stats| {
+                if let Some(e) = engine {
+                    e.sync_weights(policy, t)
+                        .context("loading the updated weights into the rollout engine")?;
+                }
+                Ok(stats)
+            });
+            let pending = handle.map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "the rollout overlapping the update of iteration {t} panicked"
+                    ))
+                })
+            });
+            (stats, pending)
+        });
+        let stats = stats?;
+        self.pending = pending.transpose()?;
         learn::record_advantages(&mut it, sample_turns);
         // 8. Buffer update (the kept samples move into the buffer).
         let t_buf = Instant::now();
@@ -586,6 +693,9 @@ impl Trainer {
             adv_secs,
             eval_secs,
             extra,
+            mismatch,
+            old_log_prob_secs,
+            async_dropped,
         });
         if self.cfg.run.log_episodes > 0 {
             let n = self.cfg.run.log_episodes as usize;

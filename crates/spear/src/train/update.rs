@@ -68,6 +68,8 @@ impl PhaseStats {
         s.clip_cov_frac += m.clip_cov_frac * w;
         s.entropy += m.entropy * w;
         s.kl_loss += m.kl_loss * w;
+        s.tis_weight += m.tis_weight * w;
+        s.tis_capped_frac += m.tis_capped_frac * w;
     }
 
     /// Token-weighted mean of the metrics (zeros when nothing was trained).
@@ -85,6 +87,8 @@ impl PhaseStats {
             clip_cov_frac: s.clip_cov_frac / n,
             entropy: s.entropy / n,
             kl_loss: s.kl_loss / n,
+            tis_weight: s.tis_weight / n,
+            tis_capped_frac: s.tis_capped_frac / n,
             valid_tokens: n,
             ..LossMetrics::default()
         }
@@ -217,6 +221,107 @@ fn score_groups(
     Ok((lp, ent))
 }
 
+/// How far the rollout engine's log-probs are from the trainer's recomputed ones, over the
+/// trained tokens (response mask 1) of one iteration's on-policy samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Mismatch {
+    /// Tokens compared.
+    pub tokens: u64,
+    /// Mean `|logp_trainer − logp_engine|`.
+    pub abs_diff_mean: f64,
+    /// Largest `|logp_trainer − logp_engine|`.
+    pub abs_diff_max: f64,
+    /// Fraction of the tokens whose probability ratio `exp(logp_trainer − logp_engine)` lies
+    /// outside [0.5, 2].
+    pub ratio_outside_frac: f64,
+}
+
+impl Mismatch {
+    /// The statistics of `(trainer, engine)` log-prob pairs.
+    pub fn of(pairs: impl IntoIterator<Item = (f32, f32)>) -> Self {
+        let (mut n, mut sum, mut max, mut outside) = (0u64, 0f64, 0f64, 0u64);
+        let bound = std::f64::consts::LN_2;
+        for (trainer, engine) in pairs {
+            let d = (f64::from(trainer) - f64::from(engine)).abs();
+            n += 1;
+            sum += d;
+            max = max.max(d);
+            // ratio < 0.5 or > 2  ⇔  |log ratio| > ln 2 (NaN counts as outside).
+            if d.is_nan() || d > bound {
+                outside += 1;
+            }
+        }
+        if n == 0 {
+            return Self::default();
+        }
+        Self {
+            tokens: n,
+            abs_diff_mean: sum / n as f64,
+            abs_diff_max: max,
+            ratio_outside_frac: outside as f64 / n as f64,
+        }
+    }
+}
+
+/// verl's `recompute_log_prob` (`compute_log_prob` before the update, `old_log_prob`): the
+/// behaviour log-probs of every sample with loss tokens are recomputed with the trainer's
+/// current weights at `temperature` and become its `old_log_probs` (the PPO ratio's
+/// denominator), while the engine's stay in `rollout_log_probs` (a sample without them gets
+/// the engine's values from its `old_log_probs` first). Scoring takes the update's path: forward
+/// passes of at most `token_budget` padded tokens, without a graph, with the training
+/// (unfused) kernels, so the activations alive at once are one sub-batch's, as in the update.
+/// Returns the mismatch between the two over the tokens with response mask 1.
+pub fn recompute_old_log_probs(
+    policy: &Policy,
+    samples: &mut [StepSample],
+    token_budget: usize,
+    temperature: f64,
+) -> anyhow::Result<Mismatch> {
+    let picked: Vec<usize> = (0..samples.len())
+        .filter(|&i| samples[i].has_loss_tokens())
+        .collect();
+    let mut probe = policy.model.clone();
+    probe.fused_inference = false;
+    let mut fresh: Vec<Vec<f32>> = Vec::with_capacity(picked.len());
+    {
+        let rows: Vec<&StepSample> = picked.iter().map(|&i| &samples[i]).collect();
+        let groups = plan_micro_batches(&total_lengths(&rows), token_budget);
+        fresh.resize(rows.len(), vec![]);
+        for group in &groups {
+            let scored = score_group(&probe, &rows, group, false, temperature, Mode::Infer)?;
+            let flat = scored.logprobs.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            for (k, &r) in group.iter().enumerate() {
+                let (start, n) = scored.spans[k];
+                fresh[r] = flat[start..start + n].to_vec();
+            }
+        }
+    }
+    let mut pairs = vec![];
+    for (&i, lp) in picked.iter().zip(fresh) {
+        let s = &mut samples[i];
+        anyhow::ensure!(
+            lp.len() == s.response_tokens.len(),
+            "recomputing old log-probs: {} scores for {} response tokens",
+            lp.len(),
+            s.response_tokens.len()
+        );
+        if s.rollout_log_probs.len() != s.response_tokens.len() {
+            s.rollout_log_probs = std::mem::take(&mut s.old_log_probs);
+        }
+        if s.rollout_log_probs.len() == lp.len() {
+            pairs.extend(
+                s.response_mask
+                    .iter()
+                    .zip(lp.iter().zip(&s.rollout_log_probs))
+                    .filter(|(m, _)| **m != 0)
+                    .map(|(_, (&a, &b))| (a, b)),
+            );
+        }
+        s.old_log_probs = lp;
+    }
+    Ok(Mismatch::of(pairs))
+}
+
 /// The per-token loss inputs of one mini-batch, packed once as `[B, T]` tensors (zero padded,
 /// `T` the mini-batch's longest response) on the model's device in its dtype.
 #[derive(Debug)]
@@ -229,6 +334,9 @@ struct PackedBatch {
     advantages: Tensor,
     /// 0/1 response mask.
     mask: Tensor,
+    /// The engine's log-probs, packed only when truncated importance sampling is on (a row
+    /// without them takes its `old_log_probs`: weight 1).
+    rollout_log_prob: Option<Tensor>,
 }
 
 /// One micro-batch's `[b, t]` views of a [`PackedBatch`].
@@ -236,25 +344,42 @@ struct MicroInputs {
     old_log_prob: Tensor,
     advantages: Tensor,
     mask: Tensor,
+    rollout_log_prob: Option<Tensor>,
 }
 
 impl PackedBatch {
-    /// Packs `data[rows]` (read in place, nothing cloned per row).
+    /// Packs `data[rows]` (read in place, nothing cloned per row); the engine's log-probs
+    /// too when `with_rollout` (truncated importance sampling).
     fn new(
         data: &[StepSample],
         rows: Range<usize>,
         device: &Device,
         dtype: DType,
+        with_rollout: bool,
     ) -> anyhow::Result<Self> {
         let samples = &data[rows.clone()];
         let (b, t) = (samples.len(), response_width(samples));
         let mut old = vec![0f32; b * t];
         let mut adv = vec![0f32; b * t];
         let mut mask = vec![0f32; b * t];
+        let mut rollout = if with_rollout {
+            vec![0f32; b * t]
+        } else {
+            vec![]
+        };
         for (r, s) in samples.iter().enumerate() {
             let row = r * t;
             let n = s.old_log_probs.len().min(t);
             old[row..row + n].copy_from_slice(&s.old_log_probs[..n]);
+            if with_rollout {
+                // A sample stored without engine log-probs (an older buffer) weighs 1.
+                let src = if s.rollout_log_probs.len() == s.old_log_probs.len() {
+                    &s.rollout_log_probs
+                } else {
+                    &s.old_log_probs
+                };
+                rollout[row..row + n].copy_from_slice(&src[..n]);
+            }
             // `StepSample::token_advantages` without the per-row vector.
             let a = s.advantage as f32;
             for (k, &m) in s.response_mask.iter().take(t).enumerate() {
@@ -272,6 +397,11 @@ impl PackedBatch {
             old_log_prob: put(old)?,
             advantages: put(adv)?,
             mask: put(mask)?,
+            rollout_log_prob: if with_rollout {
+                Some(put(rollout)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -285,6 +415,7 @@ impl PackedBatch {
             old_log_prob: view(&self.old_log_prob)?,
             advantages: view(&self.advantages)?,
             mask: view(&self.mask)?,
+            rollout_log_prob: self.rollout_log_prob.as_ref().map(view).transpose()?,
         })
     }
 }
@@ -449,6 +580,7 @@ fn inputs<'a>(
         },
         entropy: ent,
         ref_log_prob: ref_lp,
+        rollout_log_prob: x.rollout_log_prob.as_ref(),
     }
 }
 
@@ -501,7 +633,13 @@ pub fn run_update(
             with_entropy,
             temperature,
         };
-        let packed = PackedBatch::new(data, mb.rows.clone(), &device, dtype)?;
+        let packed = PackedBatch::new(
+            data,
+            mb.rows.clone(),
+            &device,
+            dtype,
+            step.params.tis_cap.is_some(),
+        )?;
         let mut grads = Grads::new();
         let mut any = false;
         for micro in &mb.micro_batches {
@@ -568,6 +706,8 @@ mod tests {
             response_tokens: response,
             response_mask: vec![1; n],
             old_log_probs: vec![],
+            rollout_log_probs: vec![],
+            policy_version: 0,
             step_reward: 0.0,
             episode_reward: 0.0,
             episode_length: 1,
@@ -775,6 +915,7 @@ mod tests {
                     },
                     entropy: ent.as_ref(),
                     ref_log_prob: ref_lp.as_ref(),
+                    rollout_log_prob: None,
                 };
                 let out = actor_loss(&inputs, &params, &agg, rng).unwrap();
                 match mb.phase {
@@ -979,7 +1120,8 @@ mod tests {
             temperature: 0.7,
         };
         let range = 0..data.len();
-        let packed = PackedBatch::new(data, range.clone(), &Device::Cpu, DType::F32).unwrap();
+        let packed =
+            PackedBatch::new(data, range.clone(), &Device::Cpu, DType::F32, false).unwrap();
         let refs: Vec<&StepSample> = data.iter().collect();
         let mut grads = Grads::new();
         let mut rng = ChaCha8Rng::seed_from_u64(5);

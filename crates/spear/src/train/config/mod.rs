@@ -14,6 +14,7 @@
 //! [sft]      # supervised warm start from expert demonstrations
 //! [eval]     # held-out evaluation
 //! [rl]       # the learner: spear_rl::RlConfig ([rl.advantage], [rl.replay], [rl.loss], …)
+//! [rollout]  # collection mode (sync | async) and the async staleness bound
 //! ```
 //!
 //! The sections live in submodules (`sections`, `env`, `math`, `model`), which import only
@@ -25,6 +26,7 @@ mod check;
 mod env;
 pub mod math;
 mod model;
+mod rollout_mode;
 mod sections;
 mod toml_io;
 
@@ -36,6 +38,7 @@ pub(crate) use self::check::check_pos;
 pub use self::env::{EnvConfig, EnvKind, HouseholdConfig, HouseholdSource, WebshopConfig};
 pub use self::math::{MathConfig, SandboxBackend};
 pub use self::model::{DeviceSpec, ModelSection, ModelSource, TinyArch, TinyTokenizer};
+pub use self::rollout_mode::{RolloutMode, RolloutModeConfig};
 pub use self::sections::{
     EvalConfig, EvalSplit, OptimConfig, RunConfig, SamplingSection, SftConfig,
 };
@@ -61,6 +64,8 @@ pub struct TrainConfig {
     pub eval: EvalConfig,
     /// The learner (`spear_rl::config::RlConfig`; its random draws are seeded from `run.seed`).
     pub rl: RlConfig,
+    /// Collection mode (`[rollout]`: `mode`, `max_staleness`).
+    pub rollout: RolloutModeConfig,
 }
 
 impl TrainConfig {
@@ -173,6 +178,7 @@ impl TrainConfig {
         }
         self.rl.validate().map_err(|e| prefix_key("rl", e))?;
         self.validate_cross_field()?;
+        self.validate_rollout_mode()?;
         Ok(())
     }
 
@@ -269,14 +275,30 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// `rollout.mode = "async"` needs an environment whose rollout runs episodes
+    /// independently (the agent loop: household, WebShop).
+    fn validate_rollout_mode(&self) -> Result<(), ConfigError> {
+        if self.rollout.mode == RolloutMode::Async && self.env.kind == EnvKind::Math {
+            return Err(ConfigError::new(
+                "rollout.mode",
+                "\"async\" is not supported with env.kind = \"math\" (its tool loop generates \
+                 one batch per turn): use rollout.mode = \"sync\"",
+            ));
+        }
+        Ok(())
+    }
+
     /// Keys that `spear train --resume RUN --set KEY=VALUE` may change: they do not change
     /// what the run already computed (how long it runs, evaluation and checkpoint cadence,
-    /// logging).
+    /// logging, and how the coming rollouts are collected: `rollout.mode`,
+    /// `rollout.max_staleness`).
     pub const RESUME_SETTABLE: &'static [&'static str] = &[
         "run.iterations",
         "run.eval_every",
         "run.save_every",
         "run.log_episodes",
+        "rollout.mode",
+        "rollout.max_staleness",
     ];
 
     /// `--set` overrides on `--resume`: only [`Self::RESUME_SETTABLE`] keys; any other key is

@@ -267,8 +267,9 @@ fn typed_values_parse_once_and_keep_their_spelling() {
 /// comment on its field that states the default. (Units are checked by reading, not here.)
 #[test]
 fn every_printed_key_documents_its_default() {
-    const SOURCES: [&str; 7] = [
+    const SOURCES: [&str; 8] = [
         include_str!("mod.rs"),
+        include_str!("rollout_mode.rs"),
         include_str!("sections.rs"),
         include_str!("env.rs"),
         include_str!("math.rs"),
@@ -277,7 +278,7 @@ fn every_printed_key_documents_its_default() {
         include_str!("../../../../spear-rl/src/loss/config.rs"),
     ];
     // Which struct each printed table is.
-    const TABLES: [(&str, &str); 19] = [
+    const TABLES: [(&str, &str); 20] = [
         ("", "TrainConfig"),
         ("run", "RunConfig"),
         ("env", "EnvConfig"),
@@ -297,6 +298,7 @@ fn every_printed_key_documents_its_default() {
         ("rl.drbot", "DrBotConfig"),
         ("rl.replay", "ReplayConfig"),
         ("rl.update", "UpdateConfig"),
+        ("rollout", "RolloutModeConfig"),
     ];
     // (struct, field) → its doc comment.
     let mut docs = std::collections::BTreeMap::new();
@@ -400,4 +402,82 @@ fn every_printed_key_documents_its_default() {
         }
     });
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// `rl.loss.tis_cap`: off (`false`) by default and printed as such; a number > 0 turns it on
+/// (integers too); 0, a negative cap, `true` or a string are errors naming the key, also
+/// with line and column from a file.
+#[test]
+fn tis_cap_is_off_by_default_and_a_positive_number_when_on() {
+    let base = TrainConfig::default();
+    assert_eq!(base.rl.loss.tis_cap.0, None);
+    assert!(base.to_toml_string().contains("tis_cap = false"));
+    let on = base
+        .with_overrides(&["rl.loss.tis_cap=2.0".into()])
+        .unwrap();
+    assert_eq!(on.rl.loss.tis_cap.0, Some(2.0));
+    assert!(on.to_toml_string().contains("tis_cap = 2.0"));
+    let int = base.with_overrides(&["rl.loss.tis_cap=3".into()]).unwrap();
+    assert_eq!(int.rl.loss.tis_cap.0, Some(3.0));
+    // Round trip through the file a run keeps.
+    let back = TrainConfig::from_toml_str(&on.to_toml_string()).unwrap();
+    assert_eq!(back, on);
+    for bad in ["0", "-1.5", "0.0", "true", "\"big\"", "nan"] {
+        let e = base
+            .with_overrides(&[format!("rl.loss.tis_cap={bad}")])
+            .unwrap_err();
+        assert_eq!(e.key, "rl.loss.tis_cap", "{bad}: {e}");
+        assert!(
+            e.message.contains("cap") || e.message.contains("false"),
+            "{bad}: {}",
+            e.message
+        );
+    }
+    let text = "[rl.loss]\ntis_cap = -1.0\n";
+    let e = TrainConfig::from_toml_str(text).unwrap_err();
+    assert_eq!(e.key, "rl.loss.tis_cap");
+    assert!(e.to_string().contains("line 2"), "{e}");
+}
+
+/// `[rollout]`: `mode` sync (default) or async, `max_staleness` a count of versions; async
+/// with the math environment is refused naming `rollout.mode`; both keys can change on
+/// resume.
+#[test]
+fn rollout_mode_keys() {
+    let base = TrainConfig::default();
+    assert_eq!(base.rollout.mode, RolloutMode::Sync);
+    assert_eq!(base.rollout.max_staleness, 1);
+    let a = base
+        .with_overrides(&[
+            "rollout.mode=async".into(),
+            "rollout.max_staleness=0".into(),
+        ])
+        .unwrap();
+    assert_eq!(a.rollout.mode, RolloutMode::Async);
+    assert_eq!(a.rollout.max_staleness, 0);
+    let e = base
+        .with_overrides(&["rollout.mode=eventually".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "rollout.mode");
+    assert!(
+        e.message.contains("sync") && e.message.contains("async"),
+        "{e}"
+    );
+    let e = base
+        .with_overrides(&["rollout.max_staleness=-1".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "rollout.max_staleness");
+    let mut math = crate::train::presets::PRESETS
+        .iter()
+        .find(|p| p.config().env.kind == EnvKind::Math)
+        .expect("a math preset")
+        .config();
+    math.rollout.mode = RolloutMode::Async;
+    let e = math.validate().unwrap_err();
+    assert_eq!(e.key, "rollout.mode");
+    assert!(e.message.contains("math"), "{e}");
+    let r = base
+        .with_resume_overrides(&["rollout.mode=async".into()])
+        .unwrap();
+    assert_eq!(r.rollout.mode, RolloutMode::Async);
 }
