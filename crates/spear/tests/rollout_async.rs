@@ -16,9 +16,12 @@ use spear_model::{ChatMessage, GenRequest, Generation, Policy, SamplingParams, T
 
 fn config(out: &std::path::Path, name: &str, iterations: u64, extra: &[&str]) -> TrainConfig {
     let mut sets = tiny_sets(out, name, iterations);
-    // No evaluation: these tests look at the training metrics only.
+    // No evaluation and a short warm start: these tests look at the training metrics only
+    // (every sample keeps its loss tokens: tiny_sets turns the response filters off).
     sets.push("run.eval_every=0".into());
     sets.push("run.eval_before=false".into());
+    sets.push("sft.games=6".into());
+    sets.push("sft.epochs=1".into());
     sets.extend(extra.iter().map(|s| s.to_string()));
     spear::train::presets::preset("household-tiny")
         .unwrap()
