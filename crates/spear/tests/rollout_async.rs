@@ -16,9 +16,12 @@ use spear_model::{ChatMessage, GenRequest, Generation, Policy, SamplingParams, T
 
 fn config(out: &std::path::Path, name: &str, iterations: u64, extra: &[&str]) -> TrainConfig {
     let mut sets = tiny_sets(out, name, iterations);
-    // No evaluation: these tests look at the training metrics only.
+    // No evaluation and a short warm start: these tests look at the training metrics only
+    // (every sample keeps its loss tokens: tiny_sets turns the response filters off).
     sets.push("run.eval_every=0".into());
     sets.push("run.eval_before=false".into());
+    sets.push("sft.games=6".into());
+    sets.push("sft.epochs=1".into());
     sets.extend(extra.iter().map(|s| s.to_string()));
     spear::train::presets::preset("household-tiny")
         .unwrap()
@@ -141,10 +144,10 @@ fn perturbed_engine_shows_in_the_metrics_and_tis_weighs_it() {
         );
         assert!((x.rollout_logprob_abs_diff_max - 0.9).abs() < 1e-3, "{x:?}");
         assert!(
-            (0.3..0.5).contains(&x.rollout_logprob_abs_diff_mean),
+            (0.3..=0.46).contains(&x.rollout_logprob_abs_diff_mean),
             "{x:?}"
         );
-        assert!((0.3..0.5).contains(&x.rollout_ratio_outside_frac), "{x:?}");
+        assert!((0.3..=0.5).contains(&x.rollout_ratio_outside_frac), "{x:?}");
         // Between e^−0.9 and 1, near their mean.
         assert!((0.6..0.8).contains(&x.tis_weight), "{x:?}");
         assert_eq!(x.tis_capped_frac, 0.0, "no weight reaches the cap 2");

@@ -20,10 +20,11 @@ use crate::run_dir::EpisodeRecord;
 #[derive(Debug, Clone, Default)]
 pub struct RolloutOutput {
     /// Step-samples in rollout order. `traj_uid` = the episode's `traj`, `uid` = its `group`.
-    /// `old_log_probs` are the sampler's log-probs at the rollout temperature (equal to
-    /// teacher-forced scoring at that temperature under the same weights to 1e-4, a
-    /// `spear-model` test), `score`, `step_return`
-    /// and `advantage` are left at 0 for the learner to fill.
+    /// `rollout_log_probs` and (until the trainer recomputes them before the update)
+    /// `old_log_probs` are the sampler's log-probs at the rollout temperature (the in-process
+    /// sampler's equal teacher-forced scoring at that temperature under the same weights to
+    /// 1e-4, a `spear-model` test); `policy_version` is the sampler's weights' version;
+    /// `score`, `step_return` and `advantage` are left at 0 for the learner to fill.
     pub samples: Vec<StepSample>,
     /// One record per episode (trajectory), in `traj` order.
     pub episodes: Vec<EpisodeRecord>,

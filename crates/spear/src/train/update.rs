@@ -828,6 +828,156 @@ mod tests {
         assert!(last < first * 0.9, "kl {first} -> {last}");
     }
 
+    /// `Mismatch::of` by hand: |Δ| = [0.1, 0.8, 0.0, 1.0]: mean 0.475, max 1.0, and two of the
+    /// four ratios (e^0.8 ≈ 2.23, e^−1 ≈ 0.37) outside [0.5, 2].
+    #[test]
+    fn mismatch_by_hand() {
+        let m = Mismatch::of([(-1.0, -1.1), (-2.0, -2.8), (-0.5, -0.5), (-3.0, -2.0)]);
+        assert_eq!(m.tokens, 4);
+        assert!((m.abs_diff_mean - 0.475).abs() < 1e-6, "{m:?}");
+        assert!((m.abs_diff_max - 1.0).abs() < 1e-6, "{m:?}");
+        assert_eq!(m.ratio_outside_frac, 0.5);
+        assert_eq!(Mismatch::of([]), Mismatch::default());
+    }
+
+    /// The recomputation writes the trainer's teacher-forced log-probs into `old_log_probs`
+    /// whatever the token budget (sub-batches of one row or all rows), keeps the engine's in
+    /// `rollout_log_probs` (moving them there when a sample has none), leaves samples without
+    /// loss tokens alone, and measures the mismatch over the masked-in tokens only.
+    #[test]
+    fn recompute_writes_the_trainer_log_probs_and_keeps_the_engine_s() {
+        let policy = tiny(3);
+        let mut data = rows(&policy, 6, 8);
+        // rows() put trainer log-probs + offsets of ±0.05..0.5 into old_log_probs: the engine.
+        for (i, s) in data.iter_mut().enumerate() {
+            if i == 2 {
+                s.rollout_log_probs.clear();
+            } else {
+                s.rollout_log_probs = s.old_log_probs.clone();
+            }
+        }
+        let engine: Vec<Vec<f32>> = data.iter().map(|s| s.old_log_probs.clone()).collect();
+        let truth: Vec<Vec<f32>> = data.iter().map(|s| log_probs(&policy, s)).collect();
+        let longest = data
+            .iter()
+            .map(|s| s.prompt_tokens.len() + s.response_tokens.len())
+            .max()
+            .unwrap();
+        let mut results = vec![];
+        for budget in [longest, 1 << 14] {
+            let mut d = data.clone();
+            let m = recompute_old_log_probs(&policy, &mut d, budget, 1.0).unwrap();
+            for (i, s) in d.iter().enumerate() {
+                if !data[i].has_loss_tokens() {
+                    assert_eq!(s, &data[i], "row {i} without loss tokens changed");
+                    continue;
+                }
+                assert_eq!(s.rollout_log_probs, engine[i], "row {i}");
+                for (a, b) in s.old_log_probs.iter().zip(&truth[i]) {
+                    assert!((a - b).abs() < 1e-5, "row {i}: {a} vs {b}");
+                }
+            }
+            // The expected statistics from the same pairs, masked-in tokens only.
+            let pairs: Vec<(f32, f32)> = d
+                .iter()
+                .filter(|s| s.has_loss_tokens())
+                .flat_map(|s| {
+                    s.response_mask
+                        .iter()
+                        .zip(s.old_log_probs.iter().zip(&s.rollout_log_probs))
+                        .filter(|(m, _)| **m != 0)
+                        .map(|(_, (&a, &b))| (a, b))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            assert_eq!(m, Mismatch::of(pairs));
+            // rows() offsets are 0.05..0.5 in magnitude: all inside [0.5, 2], none below 0.04.
+            assert!(
+                m.abs_diff_mean > 0.04 && m.abs_diff_max <= 0.5 + 1e-4,
+                "{m:?}"
+            );
+            assert_eq!(m.ratio_outside_frac, 0.0);
+            results.push(d);
+        }
+        // One row per forward pass or all rows in one: the same log-probs to f32 rounding.
+        for (a, b) in results[0].iter().zip(&results[1]) {
+            for (x, y) in a.old_log_probs.iter().zip(&b.old_log_probs) {
+                assert!((x - y).abs() < 1e-5);
+            }
+        }
+    }
+
+    /// `rl.loss.tis_cap` through the update: with the engine's log-probs equal to the
+    /// recomputed ones (weight 1), or missing (a replayed sample stored by an older version),
+    /// the update is bitwise the update without TIS (on-policy and replay phases, split and
+    /// single-pass micro-batches); engine log-probs that differ change it and are reported.
+    #[test]
+    fn tis_with_weight_one_is_the_update_without_it() {
+        let base = rows(&tiny(3), 8, 1);
+        let replay = rows(&tiny(3), 4, 2);
+        let mut rl = rl_config(4, 2);
+        rl.replay.enabled = true;
+        let plan = UpdatePlan::build(base.len(), replay.len(), 1, &rl.update, &rl.replay);
+        let reference = tiny(9);
+        let run = |rl: &RlConfig, data: &[StepSample], replay: &[StepSample], budget: usize| {
+            let policy = tiny(3);
+            let mut opt = AdamW::new(AdamWConfig::default());
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            let stats = run_update(
+                &policy,
+                Some(&reference),
+                &mut opt,
+                &plan,
+                data,
+                replay,
+                rl,
+                &|_| 1e-2,
+                budget,
+                0.7,
+                16,
+                &mut rng,
+            )
+            .unwrap();
+            (stats, params_of(&policy))
+        };
+        let mut on = rl.clone();
+        on.loss.tis_cap = spear_rl::loss::TisCap(Some(2.0));
+        let mut same = base.clone();
+        for s in &mut same {
+            s.rollout_log_probs = s.old_log_probs.clone();
+        }
+        let longest = base
+            .iter()
+            .map(|s| s.prompt_tokens.len() + s.response_tokens.len())
+            .max()
+            .unwrap();
+        for budget in [1 << 14, longest] {
+            let (off, p_off) = run(&rl, &base, &replay, budget);
+            let (one, p_one) = run(&on, &same, &replay, budget);
+            assert_eq!(off.grad_norms, one.grad_norms);
+            assert_eq!(
+                metric_vec(&off.on_policy.mean()),
+                metric_vec(&one.on_policy.mean())
+            );
+            assert_eq!(p_off, p_one);
+            assert_eq!(off.on_policy.mean().tis_weight, 0.0);
+            assert!((one.on_policy.mean().tis_weight - 1.0).abs() < 1e-6);
+            assert!((one.replay.mean().tis_weight - 1.0).abs() < 1e-6);
+        }
+        // The engine thought every token 0.5 less likely: weight e^0.5 ≈ 1.65 < cap 2.
+        let mut shifted = same.clone();
+        for s in &mut shifted {
+            s.rollout_log_probs.iter_mut().for_each(|x| *x -= 0.5);
+        }
+        let (off, p_off) = run(&rl, &base, &replay, 1 << 14);
+        let (w, p_w) = run(&on, &shifted, &replay, 1 << 14);
+        assert_ne!(p_off, p_w);
+        assert_ne!(off.grad_norms, w.grad_norms);
+        let tw = w.on_policy.mean().tis_weight;
+        assert!((tw - 0.5f64.exp()).abs() < 1e-3, "{tw}");
+        assert_eq!(w.on_policy.mean().tis_capped_frac, 0.0);
+    }
+
     // ---- The split path and the packed batch against the previous implementation ----
 
     /// The update as it was before the split path and the packed batch (kept verbatim as the
