@@ -5,6 +5,7 @@
   vllm_check.py admin   URL PATH [JSON]                               # POST an admin call
   vllm_check.py perturb SRC DST SCALE SEED                            # DST = SRC + noise
   vllm_check.py same    A.jsonl B.jsonl                               # identical tokens+logprobs?
+  vllm_check.py bench   URL CLIENTS NEW_TOKENS PROMPT_LEN VOCAB       # generated tokens/s
 
 Request fields follow vLLM 0.32.0's completion protocol; every sampling field is sent
 explicitly so the server's log-probs are those of softmax(logits / T) (shared/docs/scale-out.md §1.3).
@@ -97,6 +98,36 @@ def same(a_path, b_path):
     print(f"{a_path} == {b_path} ({len(a)} samples, tokens and log-probs bit-identical)")
 
 
+def bench(url, clients, new_tokens, prompt_len, vocab):
+    """CLIENTS concurrent requests of NEW_TOKENS tokens each (ignore_eos), seeded random prompts."""
+    import random
+    import threading
+    import time
+
+    rng = random.Random(0)
+    n, new = int(clients), int(new_tokens)
+    prompts = [[rng.randrange(int(vocab)) for _ in range(int(prompt_len))] for _ in range(n)]
+    out = [None] * n
+
+    def one(i):
+        body = {"model": "policy", "prompt": prompts[i], "max_tokens": new, "temperature": 1.0,
+                "top_p": 1.0, "top_k": -1, "ignore_eos": True, "logprobs": 0,
+                "return_token_ids": True, "seed": i, "n": 1}
+        out[i] = len(post(url + "/v1/completions", body)["choices"][0]["token_ids"])
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    dt = time.perf_counter() - t
+    total = sum(out)
+    print(f"{n} clients x {new} new tokens (prompt {prompt_len}): {total} tokens in {dt:.2f} s "
+          f"= {total / dt:.1f} generated tokens/s")
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"sample": sample, "compare": compare, "admin": admin, "perturb": perturb, "same": same}[cmd](*args)
+    {"sample": sample, "compare": compare, "admin": admin, "perturb": perturb, "same": same,
+     "bench": bench}[cmd](*args)

@@ -554,6 +554,16 @@ fn reload_moves_log_probs_and_the_old_weights_restore_them() {
     );
     assert_eq!(st, 200);
     assert_eq!(ask()["weight_version"], 7);
+    assert_eq!(s.json("/weight_info"), json!({"weight_version": 7}));
+    // vLLM's relabel call (a string version there).
+    let (st, r) = s.post("/update_weight_version", &json!({"new_version": "8"}));
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(ask()["weight_version"], 8);
+    assert_eq!(
+        s.post("/update_weight_version", &json!({"new_version": "v8"}))
+            .0,
+        400
+    );
     assert_eq!(s.metric("spear_reloads_total"), 3);
     let _ = std::fs::remove_dir_all(&dir);
 }

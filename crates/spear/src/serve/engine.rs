@@ -74,6 +74,8 @@ pub enum Cmd {
     Resume(Sender<()>),
     /// Swap in new weights (loaded by the HTTP thread).
     Swap(Box<Loaded>, Sender<()>),
+    /// Relabel the current weights (`/update_weight_version`).
+    SetVersion(Option<u64>, Sender<()>),
 }
 
 /// State mirrored for the read-only endpoints and `/metrics`.
@@ -266,6 +268,16 @@ impl Engine {
                 // Nothing waits for a drain that will no longer be asked for.
                 for r in self.wait_replies.drain(..) {
                     let _ = r.send(());
+                }
+                let _ = reply.send(());
+            }
+            Cmd::SetVersion(v, reply) => {
+                self.version = v;
+                self.stat(|s| s.version = v);
+                for (id, n) in self.batch.progress() {
+                    if let Some(a) = self.active.get_mut(&id) {
+                        a.versions.push((v, n));
+                    }
                 }
                 let _ = reply.send(());
             }

@@ -11,6 +11,7 @@
 //! | `POST /v1/completions` | token ids in; `choices[0].token_ids`, `.prompt_token_ids`, `.logprobs.token_logprobs`, `.finish_reason` (`stop`/`length`/`abort`), plus `weight_version` (ours) |
 //! | `POST /pause?mode=abort\|wait\|keep`, `POST /resume`, `GET /is_paused` | as vLLM |
 //! | `POST /collective_rpc` | `{"method":"reload_weights","kwargs":{"weights_path":DIR}}` → `{"results":[null]}` |
+//! | `GET /weight_info`, `POST /update_weight_version {"new_version"}` | the policy version (an integer here; vLLM's is a string) |
 //! | `POST /reset_prefix_cache` | no-op: the engine keeps no KV cache between requests |
 //! | `GET /metrics` | Prometheus text: requests, batch joins, decode steps, tokens |
 //!
@@ -317,6 +318,19 @@ fn route_json(
             rx.recv()
                 .map_err(|_| ApiError::status(500, "the engine thread has stopped"))?;
             Ok(json!({"status": "resumed"}))
+        }
+        "/weight_info" => {
+            want(Method::Get)?;
+            Ok(json!({"weight_version": ctx.shared().version}))
+        }
+        "/update_weight_version" => {
+            want(Method::Post)?;
+            let v = protocol::parse_new_version(body)?;
+            let (tx, rx) = channel();
+            ctx.send(Cmd::SetVersion(v, tx))?;
+            rx.recv()
+                .map_err(|_| ApiError::status(500, "the engine thread has stopped"))?;
+            Ok(json!({"success": true, "new_version": v}))
         }
         "/reset_prefix_cache" => {
             want(Method::Post)?;

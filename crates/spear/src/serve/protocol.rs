@@ -439,6 +439,23 @@ pub fn parse_collective_rpc(body: &[u8]) -> Result<ReloadRequest, ApiError> {
     })
 }
 
+/// Parses `/update_weight_version`'s `{"new_version": N}` (an integer, a string of digits as
+/// vLLM sends, or null).
+pub fn parse_new_version(body: &[u8]) -> Result<Option<u64>, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    match v.get("new_version") {
+        None => Err(ApiError::bad("new_version", "`new_version` is required")),
+        Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
+        Some(Value::String(s)) if s.parse::<u64>().is_ok() => Ok(s.parse().ok()),
+        Some(x) => Err(ApiError::bad(
+            "new_version",
+            format!("`new_version` must be a non-negative integer (spear serve versions are step numbers), got {x}"),
+        )),
+    }
+}
+
 /// The `N` of a path whose last component is `step_N`.
 pub fn step_of(path: &str) -> Option<u64> {
     std::path::Path::new(path)
@@ -542,5 +559,9 @@ mod tests {
         assert!(parse_collective_rpc(br#"{"method":"sleep"}"#).is_err());
         assert!(parse_collective_rpc(br#"{"method":"reload_weights"}"#).is_err());
         assert_eq!(step_of("/a/step_x"), None);
+        assert_eq!(parse_new_version(br#"{"new_version":"12"}"#), Ok(Some(12)));
+        assert_eq!(parse_new_version(br#"{"new_version":5}"#), Ok(Some(5)));
+        assert!(parse_new_version(br#"{"new_version":"v1"}"#).is_err());
+        assert!(parse_new_version(b"{}").is_err());
     }
 }
