@@ -19,9 +19,19 @@ const CORPUS: &[&str] = &[
     "you are in the middle of a room . think step by step",
 ];
 
+/// Positions of the tiny policy: long enough that a long request is still decoding while the
+/// test (on a loaded machine) sends the next calls.
+const MAX_LEN: usize = 4096;
+
 /// A tiny from-scratch policy (word-level tokenizer) exported as an HF dir `dir/step_<v>`.
 fn export_tiny(dir: &Path, seed: u64, version: u64) -> (PathBuf, Policy) {
-    let policy = Policy::from_scratch(Arch::Qwen2, CORPUS, |_| {}, seed).unwrap();
+    let policy = Policy::from_scratch(
+        Arch::Qwen2,
+        CORPUS,
+        |c| c.max_position_embeddings = MAX_LEN,
+        seed,
+    )
+    .unwrap();
     let out = dir.join(format!("step_{version}"));
     spear_model::checkpoint::export_hf(&out, &policy.model, Some(&policy.tokenizer)).unwrap();
     std::fs::write(out.join("STABLE"), b"").unwrap();
@@ -252,7 +262,7 @@ fn no_model_then_reload_then_completion_matches_in_process() {
     let models = s.json("/v1/models");
     assert_eq!(models["object"], "list");
     assert_eq!(models["data"][0]["id"], "policy");
-    assert_eq!(models["data"][0]["max_model_len"], 512);
+    assert_eq!(models["data"][0]["max_model_len"], MAX_LEN);
 
     // The exported directory reloads to the same policy (tokenizer included) ...
     let loaded = Policy::load(
@@ -351,7 +361,7 @@ fn concurrent_requests_are_all_answered_and_late_ones_join_the_running_batch() {
         })
         .collect();
     // A long request first; the others arrive while it decodes.
-    let mut long = completion(&prompts[0], 300, 1.0, 100);
+    let mut long = completion(&prompts[0], 2000, 1.0, 100);
     long["ignore_eos"] = json!(true);
     let long_thread = {
         let (agent, url) = (s.agent.clone(), format!("{}/v1/completions", s.base));
@@ -391,10 +401,10 @@ fn concurrent_requests_are_all_answered_and_late_ones_join_the_running_batch() {
     assert_eq!(long["choices"][0]["finish_reason"], "length");
     assert_eq!(
         long["choices"][0]["token_ids"].as_array().unwrap().len(),
-        300
+        2000
     );
     // In a batch the numbers agree with in-process generation up to matmul rounding.
-    let mut p0 = params(300, 1.0);
+    let mut p0 = params(2000, 1.0);
     p0.ignore_eos = true;
     let mut worst = assert_matches_in_process(&policy, &prompts[0], &p0, 100, &long["choices"][0]);
     for (i, a) in (1..8).zip(&answers) {
@@ -434,11 +444,11 @@ fn pause_abort_wait_keep_and_resume() {
     let (step, policy) = export_tiny(&dir, 31, 2);
     let s = start(&["--model", step.to_str().unwrap()]);
     let prompt = policy.tokenizer.encode("open the fridge").unwrap();
-    let mut full = params(400, 1.0);
+    let mut full = params(3000, 1.0);
     full.ignore_eos = true;
 
     // abort: the in-flight request ends now with what it has.
-    let h = spawn_long(&s, &prompt, 400, 1);
+    let h = spawn_long(&s, &prompt, 3000, 1);
     s.until("decoding", |s| {
         s.metric("spear_running") == 1 && s.metric("spear_decode_steps_total") >= 2
     });
@@ -448,7 +458,7 @@ fn pause_abort_wait_keep_and_resume() {
     let c = &r["choices"][0];
     assert_eq!(c["finish_reason"], "abort");
     let n = c["token_ids"].as_array().unwrap().len();
-    assert!(n < 400, "aborted after {n} tokens");
+    assert!(n < 3000, "aborted after {n} tokens");
     // The partial output is a prefix of the full one.
     let want = policy
         .generate(
@@ -485,7 +495,7 @@ fn pause_abort_wait_keep_and_resume() {
     assert_eq!(s.post("/resume", &json!({})).0, 200);
 
     // keep: in-flight requests freeze and continue after /resume with the same result.
-    let h = spawn_long(&s, &prompt, 400, 1);
+    let h = spawn_long(&s, &prompt, 3000, 1);
     s.until("decoding", |s| {
         s.metric("spear_running") == 1 && s.metric("spear_decode_steps_total") >= 2
     });
