@@ -130,6 +130,114 @@ impl KvCache {
         })
     }
 
+    /// Stacks the rows of `self` and then `other` into one cache, left-padding the shorter one
+    /// with zero keys/values so both have `max(len)` positions. Returns the cache and how many
+    /// positions were prepended to `self`'s rows and to `other`'s rows; the caller marks those
+    /// keys invalid (masked), so they never receive attention weight.
+    pub fn stack_rows_left_padded(&self, other: &KvCache) -> Result<(KvCache, usize, usize)> {
+        if self.layers.len() != other.layers.len() {
+            return Err(ModelError::arg(
+                "cache",
+                format!(
+                    "stacking caches of {} and {} layers",
+                    self.layers.len(),
+                    other.layers.len()
+                ),
+            ));
+        }
+        let (la, lb) = (self.len(), other.len());
+        let len = la.max(lb);
+        let reserve = self.reserve.max(other.reserve);
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (a, b) in self.layers.iter().zip(&other.layers) {
+            let (a, b) = match (a, b) {
+                (Some(a), Some(b)) => (a, b),
+                (None, None) => {
+                    layers.push(None);
+                    continue;
+                }
+                _ => {
+                    return Err(ModelError::arg(
+                        "cache",
+                        "stacking a filled and an empty layer",
+                    ))
+                }
+            };
+            let (ba, nkv, _, hd) = a.k.dims4()?;
+            let bb = b.k.dim(0)?;
+            let cap = len.max(reserve);
+            let k = Tensor::zeros((ba + bb, nkv, cap, hd), a.k.dtype(), a.k.device())?;
+            let v = Tensor::zeros((ba + bb, nkv, cap, hd), a.v.dtype(), a.v.device())?;
+            for (src, row0, pad) in [(a, 0, len - a.len), (b, ba, len - b.len)] {
+                if src.len == 0 {
+                    continue;
+                }
+                // slice_set writes along one dim only: place the rows through a padded copy.
+                let ks = src.k.narrow(2, 0, src.len)?.contiguous()?;
+                let vs = src.v.narrow(2, 0, src.len)?.contiguous()?;
+                let (ks, vs) = if pad > 0 {
+                    let (r, _, _, _) = ks.dims4()?;
+                    let z = Tensor::zeros((r, nkv, pad, hd), ks.dtype(), ks.device())?;
+                    (Tensor::cat(&[&z, &ks], 2)?, Tensor::cat(&[&z, &vs], 2)?)
+                } else {
+                    (ks, vs)
+                };
+                let (ks, vs) = if cap > len {
+                    let (r, _, _, _) = ks.dims4()?;
+                    let z = Tensor::zeros((r, nkv, cap - len, hd), ks.dtype(), ks.device())?;
+                    (
+                        Tensor::cat(&[&ks, &z], 2)?.contiguous()?,
+                        Tensor::cat(&[&vs, &z], 2)?.contiguous()?,
+                    )
+                } else {
+                    (ks, vs)
+                };
+                k.slice_set(&ks, 0, row0)?;
+                v.slice_set(&vs, 0, row0)?;
+            }
+            layers.push(Some(LayerKv { k, v, len }));
+        }
+        Ok((KvCache { layers, reserve }, len - la, len - lb))
+    }
+
+    /// Drops the first `n` cached positions of every row (e.g. padding no row attends to any
+    /// more).
+    pub fn drop_front(&self, n: usize) -> Result<KvCache> {
+        if n == 0 {
+            return Ok(self.clone());
+        }
+        let len = self.len();
+        if n > len {
+            return Err(ModelError::arg(
+                "cache",
+                format!("dropping {n} of {len} positions"),
+            ));
+        }
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l {
+                Some(l) => {
+                    let keep = l.len - n;
+                    let cap = l.k.dim(2)?.max(keep);
+                    let (b, nkv, _, hd) = l.k.dims4()?;
+                    let k = Tensor::zeros((b, nkv, cap, hd), l.k.dtype(), l.k.device())?;
+                    let v = Tensor::zeros((b, nkv, cap, hd), l.v.dtype(), l.v.device())?;
+                    if keep > 0 {
+                        k.slice_set(&l.k.narrow(2, n, keep)?.contiguous()?, 2, 0)?;
+                        v.slice_set(&l.v.narrow(2, n, keep)?.contiguous()?, 2, 0)?;
+                    }
+                    Ok(Some(LayerKv { k, v, len: keep }))
+                }
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache {
+            layers,
+            reserve: self.reserve,
+        })
+    }
+
     fn len_of(&self, layer: usize) -> usize {
         self.layers[layer].as_ref().map_or(0, |l| l.len)
     }

@@ -10,6 +10,7 @@
 //! - [`load`]: HF directories, GGUF, pinned pretrained models (SmolLM2-135M)
 //! - [`sampling`]: batched generation with behaviour log-probs ([`Sampler`] trait)
 //! - [`logprob`]: fused log-softmax + gather + entropy with its own backward
+//! - [`batch`]: step-wise continuous batching for a server ([`batch::DecodeBatch`])
 //! - [`stop`]: incremental stop-string detection for the sampler
 //! - [`scoring`]: teacher-forced log-probs / entropies with gradient, micro-batch planning
 //! - [`optim`]: gradients, fused AdamW, clipping, lr schedules
@@ -18,6 +19,7 @@
 //! - [`policy`]: model + tokenizer + template, the trainer's entry point
 
 pub mod alloc;
+pub mod batch;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
@@ -36,6 +38,7 @@ pub mod scoring;
 pub mod stop;
 pub mod tokenizer;
 
+pub use batch::{BatchRequest, DecodeBatch};
 pub use chat::{ChatMessage, ChatTemplate, ToolCall};
 pub use config::{Arch, ModelConfig};
 pub use decoder::{Decoder, ForwardInput, KvCache, Mode};

@@ -419,7 +419,7 @@ pub fn generate(
 }
 
 /// The end (byte index) of the earliest stop string in `text`, and which one.
-fn first_stop(text: &str, stops: &[String]) -> Option<(usize, String)> {
+pub(crate) fn first_stop(text: &str, stops: &[String]) -> Option<(usize, String)> {
     stops
         .iter()
         .filter_map(|s| text.find(s.as_str()).map(|i| (i + s.len(), i, s.clone())))

@@ -11,6 +11,8 @@
 //! * [`seed`]: how every random choice derives from `run.seed`.
 //! * [`train`]: configuration, presets and the training loop (spec §2.8).
 //! * [`run_dir`]: the run directory layout and its records (metrics, eval, trajectories).
+//! * [`serve`]: `spear serve`, the engine behind vLLM's HTTP API (continuous batching,
+//!   pause/resume, weight reload).
 //! * [`report`]: `spear report`, one self-contained HTML page comparing runs.
 
 pub mod agent;
@@ -18,5 +20,6 @@ pub mod report;
 pub mod rollout;
 pub mod run_dir;
 pub mod seed;
+pub mod serve;
 pub mod tasks;
 pub mod train;

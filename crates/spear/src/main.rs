@@ -42,6 +42,8 @@ enum Command {
         #[command(subcommand)]
         action: SandboxAction,
     },
+    /// Serve a policy behind vLLM's HTTP API (completions, pause/resume, reload_weights).
+    Serve(cli::serve::ServeArgs),
     /// Benchmarks (speed and memory).
     Bench {
         #[command(subcommand)]
@@ -98,6 +100,9 @@ enum ScoreWhat {
     Fuzz(cli::webshop::FuzzArgs),
     /// The math verifier on a response read from stdin.
     Math(cli::math::ScoreArgs),
+    /// In-process log-probs of token ids read from stdin (JSON lines), e.g. to compare with an
+    /// inference server's.
+    Logprobs(cli::serve::LogprobArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => cli::train::eval(a),
         Command::Report(a) => cli::report::report(a),
         Command::Chat(a) => cli::model::chat(a),
+        Command::Serve(a) => cli::serve::serve(a),
         Command::Env { action } => match action {
             EnvAction::Play { env } => match env {
                 PlayEnv::Household(a) => cli::household::play(a),
@@ -178,6 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ScoreWhat::Webshop(a) => cli::webshop::score(a),
             ScoreWhat::Fuzz(a) => cli::webshop::fuzz(a),
             ScoreWhat::Math(a) => cli::math::score(a),
+            ScoreWhat::Logprobs(a) => cli::serve::score_logprobs(a),
         },
         Command::Sandbox { action } => match action {
             SandboxAction::Run(a) => cli::math::sandbox_run(a),

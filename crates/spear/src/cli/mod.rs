@@ -4,6 +4,7 @@ pub mod household;
 pub mod math;
 pub mod model;
 pub mod report;
+pub mod serve;
 pub mod train;
 pub mod webshop;
 

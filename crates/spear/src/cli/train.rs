@@ -242,7 +242,7 @@ pub struct EvalArgs {
     aime: AimeOptions,
 }
 
-fn find_run_and_checkpoint(path: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+pub(crate) fn find_run_and_checkpoint(path: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     if path.join("config.toml").is_file() {
         let ck = spear::train::state::latest(&path.join("checkpoints"))?
             .with_context(|| format!("{} has no complete checkpoint yet", path.display()))?;
