@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor, D};
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
+use crate::linear_bf16::{self, ComputeDtype};
 use crate::ops;
 use crate::params::{param_specs, ParamStore};
 
@@ -404,6 +405,9 @@ pub struct Decoder {
     lora: BTreeMap<String, LoraAdapter>,
     /// Use candle's fused kernels in `Mode::Infer` (on by default).
     pub fused_inference: bool,
+    /// Precision of the linear layers' products (`model.dtype`): f32, or bf16 inputs with f32
+    /// sums on the CPU ([`crate::linear_bf16`]); weights and everything else stay f32.
+    pub compute_dtype: ComputeDtype,
 }
 
 impl Decoder {
@@ -430,6 +434,7 @@ impl Decoder {
             names,
             lora: BTreeMap::new(),
             fused_inference: true,
+            compute_dtype: ComputeDtype::F32,
         })
     }
 
@@ -502,7 +507,11 @@ impl Decoder {
     /// `x: [n, in]` times `W^T` (+ bias, + LoRA).
     fn linear(&self, x: &Tensor, w: &str, bias: Option<&str>, mode: Mode) -> Result<Tensor> {
         let wt = self.w(w, mode)?;
-        let mut y = x.matmul(&wt.t()?)?;
+        let mut y = if self.compute_dtype == ComputeDtype::Bf16 && linear_bf16::supported(x, &wt) {
+            linear_bf16::linear(x, &wt, None)?
+        } else {
+            x.matmul(&wt.t()?)?
+        };
         if let Some(b) = bias {
             y = y.broadcast_add(&self.w(b, mode)?)?;
         }

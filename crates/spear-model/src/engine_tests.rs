@@ -486,3 +486,86 @@ fn multi_token_stop_string_matches_full_decoding() {
     assert_eq!(h.text, text);
     assert_eq!(h.finish, FinishReason::StopString(stop));
 }
+
+/// `model.dtype = "bf16"` (issue 16): on the same weights, bf16 products with f32 sums move the
+/// log-probs of the tiny policy by at most 2e-2 nats (max over tokens; measured about 1e-3, see
+/// the printed figures), but they do move them (the bf16 path ran); training and inference agree.
+#[test]
+fn bf16_log_probs_stay_close_to_f32() {
+    let mut p = policy(Arch::Qwen2, 5);
+    let prompts = [
+        prompt(&p, "what is red ?"),
+        prompt(&p, "go to fridge . open fridge ."),
+    ];
+    let resp = p.tokenizer.encode("take apple from fridge . done").unwrap();
+    let items: Vec<ScoreItem> = prompts
+        .iter()
+        .map(|x| ScoreItem {
+            prompt: x,
+            response: &resp,
+        })
+        .collect();
+    let f32_lp = p.score(&items, Mode::Infer, true).unwrap();
+    p.model.compute_dtype = crate::ComputeDtype::Bf16;
+    let bf_lp = p.score(&items, Mode::Infer, true).unwrap();
+    let bf_train = p.score(&items, Mode::Train, true).unwrap();
+    let d = max_abs_diff(&f32_lp.logprobs, &bf_lp.logprobs);
+    let de = max_abs_diff(
+        f32_lp.entropy.as_ref().unwrap(),
+        bf_lp.entropy.as_ref().unwrap(),
+    );
+    eprintln!(
+        "bf16 vs f32 (path {}): max |Δ log-prob| {d:.2e}, max |Δ entropy| {de:.2e}",
+        crate::Bf16Path::detect().name()
+    );
+    assert!(
+        d > 0.0,
+        "bf16 gave bit-identical log-probs: the bf16 path did not run"
+    );
+    assert!(d < 2e-2, "max |Δ log-prob| {d}");
+    assert!(de < 2e-2, "max |Δ entropy| {de}");
+    let dt = max_abs_diff(&bf_lp.logprobs, &bf_train.logprobs);
+    assert!(dt < 1e-4, "bf16 train vs infer: {dt}");
+}
+
+/// The training loop above in bf16 and f32 from the same start: both raise the target's
+/// log-prob by more than 1 nat and end within 0.5 nat of each other.
+#[test]
+fn bf16_training_follows_f32() {
+    let run = |dtype: crate::ComputeDtype| -> (f32, f32) {
+        let mut p = policy(Arch::Qwen3, 9);
+        p.model.compute_dtype = dtype;
+        let pr = prompt(&p, "what is red ?");
+        let resp = p.tokenizer.encode("apple<|im_end|>").unwrap();
+        let items = [ScoreItem {
+            prompt: &pr,
+            response: &resp,
+        }];
+        let mean_lp = |p: &Policy| -> f32 {
+            let s = p.score(&items, Mode::Infer, false).unwrap();
+            s.logprobs.mean_all().unwrap().to_scalar().unwrap()
+        };
+        let before = mean_lp(&p);
+        let mut opt = AdamW::new(AdamWConfig::default());
+        for _ in 0..15 {
+            let s = p.score(&items, Mode::Train, false).unwrap();
+            let loss = s.logprobs.mean_all().unwrap().neg().unwrap();
+            let mut grads = Grads::new();
+            grads
+                .accumulate(&loss.backward().unwrap(), p.model.params())
+                .unwrap();
+            assert_eq!(grads.len(), p.model.params().len());
+            grads.clip_global_norm(1.0).unwrap();
+            opt.step(p.model.params(), &grads, 1e-2).unwrap();
+        }
+        (before, mean_lp(&p))
+    };
+    let (b32, a32) = run(crate::ComputeDtype::F32);
+    let (b16, a16) = run(crate::ComputeDtype::Bf16);
+    eprintln!("mean log-prob f32 {b32} -> {a32}, bf16 {b16} -> {a16}");
+    assert!(
+        a32 > b32 + 1.0 && a16 > b16 + 1.0,
+        "f32 {b32}->{a32}, bf16 {b16}->{a16}"
+    );
+    assert!((a32 - a16).abs() < 0.5, "f32 {a32} vs bf16 {a16}");
+}

@@ -4,6 +4,8 @@
 //! - [`config`]: HF `config.json` <-> [`ModelConfig`] (Llama, Qwen2/2.5, Qwen3)
 //! - [`params`]: named parameters ([`ParamStore`]), random init, freezing
 //! - [`ops`]: composed (trainable) and fused (inference) RMSNorm / RoPE / softmax
+//! - [`bf16gemm`], [`linear_bf16`]: bf16 products with f32 sums (AMX, AVX512-BF16, f32 fallback)
+//!   for `model.dtype = "bf16"`
 //! - [`fused`]: CPU softmax / RMSNorm kernels with hand-written backward (training path)
 //! - [`decoder`]: the decoder with GQA, RoPE, SwiGLU and a KV cache
 //! - [`tokenizer`], [`chat`]: tokenizers (HF, GGUF, word-level) and Jinja chat templates
@@ -20,12 +22,14 @@
 
 pub mod alloc;
 pub mod batch;
+pub mod bf16gemm;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
 pub mod error;
 pub mod fused;
+pub mod linear_bf16;
 pub mod load;
 pub mod logprob;
 pub mod lora;
@@ -39,10 +43,12 @@ pub mod stop;
 pub mod tokenizer;
 
 pub use batch::{BatchRequest, DecodeBatch};
+pub use bf16gemm::Bf16Path;
 pub use chat::{ChatMessage, ChatTemplate, ToolCall};
 pub use config::{Arch, ModelConfig};
 pub use decoder::{Decoder, ForwardInput, KvCache, Mode};
 pub use error::{ModelError, Result};
+pub use linear_bf16::ComputeDtype;
 pub use optim::{AdamW, AdamWConfig, Grads, LrSchedule};
 pub use params::ParamStore;
 pub use policy::Policy;

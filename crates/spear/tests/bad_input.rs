@@ -30,6 +30,10 @@ fn zero_counts_are_errors() {
     assert_refused(&["bench", "model", "--reps", "0"], "at least 1");
     assert_refused(&["bench", "model", "--batch", "0"], "at least 1");
     assert_refused(
+        &["bench", "model", "--dtype", "fp16"],
+        "use \"f32\" or \"bf16\"",
+    );
+    assert_refused(
         &["env", "play", "household", "--max-steps", "0"],
         "at least 1",
     );

@@ -10,8 +10,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spear::train::config::ModelSource;
 use spear_model::{
-    AdamW, AdamWConfig, Arch, ChatMessage, Decoder, GenRequest, Grads, Mode, ModelConfig, Policy,
-    SamplingParams, ScoreItem, TextTokenizer,
+    AdamW, AdamWConfig, Arch, Bf16Path, ChatMessage, ComputeDtype, Decoder, GenRequest, Grads,
+    Mode, ModelConfig, Policy, SamplingParams, ScoreItem, TextTokenizer,
 };
 
 /// Arguments of `spear chat`.
@@ -109,7 +109,8 @@ pub struct BenchArgs {
     /// Timed repetitions per workload (the median is reported).
     #[arg(long, default_value_t = 3, value_parser = crate::cli::at_least_one)]
     pub reps: usize,
-    /// Workloads to run (train, score, gen1, gen8; `update` on request: one RL optimizer step
+    /// Workloads to run (train, score, gen1, gen8; `lpdiff` on request: the score batch's
+    /// log-probs in f32 and in bf16 on the same weights; `update` on request: one RL optimizer step
     /// through the trainer's `run_update` on `--batch` rows of `--prompt-len` +
     /// `--response-len` tokens, one micro-batch, SPEAR's Clip-Cov loss with the entropy bonus).
     #[arg(long, value_delimiter = ',', default_value = "train,score,gen1,gen8")]
@@ -124,10 +125,51 @@ pub struct BenchArgs {
     /// default is unbounded: the whole micro-batch in one pass).
     #[arg(long, default_value_t = usize::MAX, value_parser = crate::cli::at_least_one)]
     pub token_budget: usize,
+    /// Precision of the linear layers' products: `f32`, or `bf16` (bf16 inputs, f32 sums; f32
+    /// weights, AdamW state and log-softmax), as `model.dtype` in a training config.
+    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+    pub dtype: ComputeDtype,
     /// Instead of benchmarking, write the model as an HF directory here (for
     /// `benches/torch_model_bench.py --hf-dir`, so both sides run identical weights).
     #[arg(long)]
     pub export_hf: Option<std::path::PathBuf>,
+}
+
+fn parse_dtype(s: &str) -> Result<ComputeDtype, String> {
+    s.parse()
+}
+
+/// The kernels this CPU gets, from run-time detection: the f32 matmul, the bf16 path and the flags.
+fn kernel_line(dtype: ComputeDtype) -> String {
+    format!(
+        "kernels: matmul f32: {}; bf16: {}; dtype {dtype}; cpu: {}",
+        spear_model::bf16gemm::f32_matmul_path(),
+        match Bf16Path::detect() {
+            Bf16Path::F32Gemm => "none (bf16-rounded inputs through the f32 gemm)",
+            Bf16Path::Amx => "amx (tdpbf16ps)",
+            Bf16Path::Avx512Bf16 => "avx512_bf16 (vdpbf16ps)",
+        },
+        spear_model::bf16gemm::cpu_features().join(" ")
+    )
+}
+
+/// A STREAM-like copy: bytes read + written per second (GB/s) copying 256 MB, best of 5, on the
+/// current thread count (rayon chunks of 4 MB).
+fn copy_bandwidth_gbs() -> f64 {
+    use rayon::prelude::*;
+    let n = 64 << 20; // f32 elements: 256 MB
+    let src = vec![1f32; n];
+    let mut dst = vec![0f32; n];
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let s = Instant::now();
+        dst.par_chunks_mut(1 << 20)
+            .zip(src.par_chunks(1 << 20))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+        best = best.min(s.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(&dst);
+    2.0 * (n * 4) as f64 / best / 1e9
 }
 
 fn peak_rss_mb() -> f64 {
@@ -309,6 +351,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "spear bench model --model {} (batch {} x {}, generation {} + {}, median of {})",
             args.model, args.batch, args.seq_len, args.prompt_len, args.new_tokens, args.reps
         );
+        println!("{}", kernel_line(args.dtype));
         if args.only.iter().any(|w| w == "update") {
             println!(
                 "update: {} rows of {} prompt + {} response tokens, one micro-batch, \
@@ -331,7 +374,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let threads = std::env::var("SPEAR_BENCH_CHILD").unwrap_or_default();
-    let (model, _) = bench_model(&args.model, &args.device)?;
+    let (mut model, _) = bench_model(&args.model, &args.device)?;
+    model.compute_dtype = args.dtype;
     let cfg = model.config().clone();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut rand_ids = |n: usize| -> Vec<u32> {
@@ -372,6 +416,34 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             stats.grad_norms.first().copied().unwrap_or(f64::NAN),
             stats.on_policy.mean().pg_loss,
             stats.setup_peak_mb,
+        );
+    }
+    if want("lpdiff") {
+        // Log-probs of the score batch in f32 and in bf16 on the same weights.
+        let mut m32 = model.clone();
+        m32.compute_dtype = ComputeDtype::F32;
+        let mut m16 = model.clone();
+        m16.compute_dtype = ComputeDtype::Bf16;
+        let a = spear_model::score(&m32, &items, Mode::Infer, true)?;
+        let b = spear_model::score(&m16, &items, Mode::Infer, true)?;
+        let d = (&a.logprobs - &b.logprobs)?.abs()?.flatten_all()?;
+        let dv = d.to_vec1::<f32>()?;
+        let mean = dv.iter().map(|&x| x as f64).sum::<f64>() / dv.len().max(1) as f64;
+        let max = dv.iter().copied().fold(0f32, f32::max);
+        let ent = |s: &spear_model::Scored| -> anyhow::Result<f64> {
+            Ok(match &s.entropy {
+                Some(e) => e.mean_all()?.to_scalar::<f32>()? as f64,
+                None => f64::NAN,
+            })
+        };
+        println!(
+            "#   bf16 vs f32 log-probs over {} tokens: max |Δ| {max:.3e}, mean |Δ| {mean:.3e}; \
+             mean log-prob f32 {:.5} / bf16 {:.5}; mean entropy f32 {:.5} / bf16 {:.5}",
+            dv.len(),
+            a.logprobs.mean_all()?.to_scalar::<f32>()?,
+            b.logprobs.mean_all()?.to_scalar::<f32>()?,
+            ent(&a)?,
+            ent(&b)?,
         );
     }
     if want("score") {
@@ -423,6 +495,21 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             median(tf),
             median(tb),
             median(to)
+        );
+    }
+    if want("gen1") {
+        // The memory-bandwidth bound of batch-1 decoding: every step reads all weights once.
+        let gbs = copy_bandwidth_gbs();
+        let bytes: usize = model
+            .params()
+            .iter()
+            .map(|(_, v)| v.elem_count() * v.dtype().size_in_bytes())
+            .sum();
+        println!(
+            "#   {threads} thread(s): copy bandwidth {gbs:.1} GB/s (read + write, best of 5 over \
+             2 x 256 MB); f32 weights {:.0} MB -> batch-1 decode bound {:.1} tokens/s",
+            bytes as f64 / 1e6,
+            gbs * 1e9 / bytes as f64
         );
     }
     for (w, b) in [("gen1", 1usize), ("gen8", 8)] {

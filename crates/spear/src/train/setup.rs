@@ -67,6 +67,15 @@ pub fn build_policy(
     cfg: &TrainConfig,
     corpus: impl FnOnce() -> Vec<String>,
 ) -> anyhow::Result<Policy> {
+    let mut policy = build_policy_f32(cfg, corpus)?;
+    policy.model.compute_dtype = cfg.model.dtype.0;
+    Ok(policy)
+}
+
+fn build_policy_f32(
+    cfg: &TrainConfig,
+    corpus: impl FnOnce() -> Vec<String>,
+) -> anyhow::Result<Policy> {
     match &cfg.model.name {
         ModelSource::Tiny => tiny_policy(&cfg.model, &corpus(), cfg.run.seed),
         source @ (ModelSource::Pretrained(_) | ModelSource::Path(_)) => {

@@ -200,7 +200,8 @@ impl Trainer {
             path.display()
         );
         let m = &self.policy.model;
-        let model = Decoder::random(m.config().clone(), 0, 0.02, m.dtype(), &m.device())?;
+        let mut model = Decoder::random(m.config().clone(), 0, 0.02, m.dtype(), &m.device())?;
+        model.compute_dtype = m.compute_dtype;
         spear_model::checkpoint::load_checkpoint(&path, &model, adamw_config(&self.cfg))
             .with_context(|| format!("loading the KL reference {}", path.display()))?;
         self.reference = Some(Policy::new(model, self.policy.tokenizer.clone())?);

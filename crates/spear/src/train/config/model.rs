@@ -178,6 +178,25 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
+/// A parsed `model.dtype`; in TOML the string `f32` or `bf16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DtypeSpec(pub spear_model::ComputeDtype);
+
+impl TryFrom<String> for DtypeSpec {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map(DtypeSpec)
+    }
+}
+
+impl From<DtypeSpec> for String {
+    fn from(d: DtypeSpec) -> String {
+        d.0.name().to_string()
+    }
+}
+
 /// `[model]`: the policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -190,6 +209,10 @@ pub struct ModelSection {
     /// Where the policy is trained and sampled: `cpu` or `cuda:N` (GPU N; needs a build with
     /// `--features cuda`). Default `cpu`.
     pub device: DeviceSpec,
+    /// Precision of the linear layers' matrix products: `f32`, or `bf16` (inputs rounded to
+    /// bf16, sums in f32, on AMX / AVX512-BF16 where the CPU has them; weights, gradients, AdamW
+    /// state and the log-softmax stay f32). CPU only; other devices run f32. Default `f32`.
+    pub dtype: DtypeSpec,
     /// Tiny model: architecture (`qwen2`, `llama` or `qwen3`). Default `qwen2`.
     pub arch: TinyArch,
     /// Tiny model: tokenizer (`words` or `exact`). Default `words`.
@@ -241,6 +264,7 @@ impl Default for ModelSection {
         Self {
             name: ModelSource::Tiny,
             device: DeviceSpec::Cpu,
+            dtype: DtypeSpec::default(),
             arch: TinyArch::Qwen2,
             tokenizer: TinyTokenizer::Words,
             hidden_size: 128,
@@ -387,5 +411,18 @@ mod tests {
         }
         assert_eq!(DeviceSpec::parse("cuda").unwrap(), DeviceSpec::Cuda(0));
         assert!(DeviceSpec::parse("gpu").is_err());
+    }
+
+    #[test]
+    fn dtype_round_trips() {
+        for text in ["f32", "bf16"] {
+            let d = DtypeSpec::try_from(text.to_string()).unwrap();
+            assert_eq!(String::from(d), text);
+        }
+        assert_eq!(
+            DtypeSpec::try_from("bf16".to_string()).unwrap().0,
+            spear_model::ComputeDtype::Bf16
+        );
+        assert!(DtypeSpec::try_from("fp16".to_string()).is_err());
     }
 }

@@ -181,6 +181,14 @@ fn key_errors_point_into_the_file() {
     assert_eq!(e.key, "eval.splits");
     assert!(e.message.contains("valid_unseen"), "{}", e.message);
     assert!(e.message.contains("line 2, column 10"), "{}", e.message);
+    let e = TrainConfig::from_toml_str("[model]\ndtype = \"f16\"\n").unwrap_err();
+    assert_eq!(e.key, "model.dtype");
+    assert!(e.message.contains("line 2, column 9"), "{}", e.message);
+    assert!(
+        e.message.contains("use \"f32\" or \"bf16\""),
+        "{}",
+        e.message
+    );
     // The math budget differs from the default max_response_length, which the file lacks.
     let e = TrainConfig::from_toml_str(
         "[env]\nkind = \"math\"\n[eval]\nsplits = [\"held_out\"]\n\
@@ -261,6 +269,15 @@ fn typed_values_parse_once_and_keep_their_spelling() {
         .with_overrides(&["model.device=gpu".into()])
         .unwrap_err();
     assert_eq!(e.key, "model.device");
+    let e = TrainConfig::default()
+        .with_overrides(&["model.dtype=fp16".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "model.dtype");
+    assert!(e.message.contains("\"bf16\""), "{}", e.message);
+    let c = TrainConfig::default()
+        .with_overrides(&["model.dtype=bf16".into()])
+        .unwrap();
+    assert_eq!(c.model.dtype.0, spear_model::ComputeDtype::Bf16);
 }
 
 /// Issue 12 (TRL's `GRPOConfig` as the model): every key `--print-config` writes has a doc

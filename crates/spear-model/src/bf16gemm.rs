@@ -1,0 +1,909 @@
+//! bf16 matrix products with f32 accumulation on the CPU (issue 16): `C = A · B` where both inputs
+//! are f32 in memory (any strides), rounded to bf16 (round to nearest even) while they are packed,
+//! multiplied as bf16 and summed in f32. This is what `model.dtype = "bf16"` runs for the linear
+//! layers; weights, gradients and optimizer state stay f32 (PyTorch autocast does the same).
+//!
+//! Three paths, chosen at run time ([`Bf16Path::detect`]: AMX if present, else the f32 gemm), so
+//! one binary serves every x86-64 CPU:
+//! - [`Bf16Path::Amx`]: Intel AMX tiles (`tdpbf16ps`, Sapphire Rapids and later), through `asm!`
+//!   (the AMX intrinsics are not stable in Rust 1.95). Linux hands out the tile state only on
+//!   request: `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)` once per process.
+//! - [`Bf16Path::Avx512Bf16`]: `vdpbf16ps` (`_mm512_dpbf16_ps`, stable), AMD Zen 4 and Intel Cooper
+//!   Lake and later.
+//! - [`Bf16Path::F32Gemm`]: every other CPU: the bf16-rounded inputs widened back to f32 and multiplied
+//!   by the `gemm` crate. The products of two bf16 numbers are exact in f32, so this gives the same
+//!   numbers as the bf16 kernels up to the order of the f32 sums; it is not faster than f32.
+//!
+//! Products with fewer than 16 rows whose B is a transposed row-major weight (decoding steps) skip
+//! the packing on every path: each weight row is rounded on the fly and dotted in f32
+//! (`small_m`), so decoding in bf16 reads the same bytes as in f32.
+//!
+//! Packed layouts, shared by the AMX and AVX512-BF16 kernels (`Kp` = k rounded up to 32, rows and
+//! columns rounded up to 32, zero padding):
+//! - A: 16-row blocks, each a run of `Kp / 32` tiles of 16 rows × 32 bf16 (64 bytes a row);
+//! - B: 16-column blocks, each a run of `Kp / 32` tiles of 16 k-pairs × 16 columns × 2 bf16 (the
+//!   "VNNI" layout `tdpbf16ps` and `vdpbf16ps` read: element `(k, j)` of a tile at `(k / 2) * 32 + 2 j + k % 2`).
+
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+/// Which kernel computes a bf16 product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bf16Path {
+    /// AMX tiles (`tdpbf16ps`).
+    Amx,
+    /// AVX-512 `vdpbf16ps`.
+    Avx512Bf16,
+    /// bf16-rounded inputs through the f32 `gemm` crate (any CPU).
+    F32Gemm,
+}
+
+impl Bf16Path {
+    /// Every path, fastest first.
+    pub const ALL: [Bf16Path; 3] = [Bf16Path::Amx, Bf16Path::Avx512Bf16, Bf16Path::F32Gemm];
+
+    /// Short name (`amx`, `avx512-bf16`, `f32-gemm`), as `spear bench model` prints it and
+    /// `SPEAR_BF16_PATH` accepts it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bf16Path::Amx => "amx",
+            Bf16Path::Avx512Bf16 => "avx512-bf16",
+            Bf16Path::F32Gemm => "f32-gemm",
+        }
+    }
+
+    /// Whether this CPU (and OS) can run the path.
+    pub fn available(self) -> bool {
+        match self {
+            Bf16Path::Amx => amx_usable(),
+            Bf16Path::Avx512Bf16 => avx512_bf16(),
+            Bf16Path::F32Gemm => true,
+        }
+    }
+
+    /// The path products use: `SPEAR_BF16_PATH` (`amx`, `avx512-bf16`, `f32-gemm`) if set and
+    /// available on this CPU, otherwise AMX if available, else the f32 gemm. The AVX512-BF16
+    /// kernel is never picked by default: on the Intel Xeon of BENCHMARKS.md it ran at about half
+    /// the f32 gemm's rate (`vdpbf16ps` has the FLOP rate of two f32 FMAs there, and the kernel is
+    /// simpler than gemm's); it stays as a tested path to force and to measure on AMD Zen 4.
+    /// Decided once per process.
+    pub fn detect() -> Bf16Path {
+        static PATH: OnceLock<Bf16Path> = OnceLock::new();
+        *PATH.get_or_init(|| {
+            let forced = std::env::var("SPEAR_BF16_PATH").ok().and_then(|v| {
+                Bf16Path::ALL
+                    .into_iter()
+                    .find(|p| p.name() == v.trim())
+                    .filter(|p| p.available())
+            });
+            forced.unwrap_or(if Bf16Path::Amx.available() {
+                Bf16Path::Amx
+            } else {
+                Bf16Path::F32Gemm
+            })
+        })
+    }
+}
+
+/// The `gemm` crate's f32 microkernel this CPU gets (its own run-time choice, gemm-common 0.19.0
+/// `init_gemm_fn`: AVX-512 needs the `x86-v4` feature, which this workspace enables).
+pub fn f32_matmul_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "gemm avx512f (x86-v4)";
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            return "gemm avx2+fma";
+        }
+    }
+    "gemm scalar/other"
+}
+
+/// CPU features relevant to the kernels, as `spear bench model` prints them.
+pub fn cpu_features() -> Vec<&'static str> {
+    let mut v = vec![];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            v.push("avx2");
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            v.push("fma");
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            v.push("avx512f");
+        }
+        if avx512_bf16() {
+            v.push("avx512_bf16");
+        }
+        let (tile, bf16) = amx_cpuid();
+        if tile {
+            v.push("amx_tile");
+        }
+        if bf16 {
+            v.push("amx_bf16");
+        }
+    }
+    v
+}
+
+fn avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// CPUID leaf 7 subleaf 0, EDX bits 24 (AMX-TILE) and 22 (AMX-BF16). `is_x86_feature_detected!`
+/// for AMX is not stable in Rust 1.95.
+fn amx_cpuid() -> (bool, bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Leaf 7 is checked against the maximum leaf.
+        let max = std::arch::x86_64::__cpuid(0).eax;
+        if max < 7 {
+            return (false, false);
+        }
+        let r = std::arch::x86_64::__cpuid_count(7, 0);
+        (r.edx & (1 << 24) != 0, r.edx & (1 << 22) != 0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        (false, false)
+    }
+}
+
+/// AMX-TILE + AMX-BF16 + AVX-512 on the CPU and the tile data permission granted by Linux.
+fn amx_usable() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        let (tile, bf16) = amx_cpuid();
+        tile && bf16 && avx512_bf16() && request_amx_permission()
+    })
+}
+
+/// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`: Linux (5.16+) enables the 8 KB tile
+/// state of a process only on this request (arch/x86/include/uapi/asm/prctl.h: 0x1023; xfeature 18).
+fn request_amx_permission() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+        const XFEATURE_XTILEDATA: libc::c_long = 18;
+        // SAFETY: a plain syscall with integer arguments; failure is reported through the result.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_arch_prctl,
+                ARCH_REQ_XCOMP_PERM,
+                XFEATURE_XTILEDATA,
+            )
+        };
+        r == 0
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    {
+        false
+    }
+}
+
+/// f32 → bf16 bits, round to nearest even (NaN stays a quiet NaN).
+#[inline]
+pub fn to_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// `x` rounded to the nearest bf16, as f32.
+#[inline]
+pub fn round_bf16(x: f32) -> f32 {
+    f32::from_bits((to_bf16(x) as u32) << 16)
+}
+
+/// A strided read-only f32 matrix: element `(i, j)` at `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl MatRef<'_> {
+    #[inline]
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.rs + j * self.cs]
+    }
+
+    fn check(&self, what: &str) -> Result<(), String> {
+        if self.rows == 0 || self.cols == 0 {
+            return Ok(());
+        }
+        let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
+        if last >= self.data.len() {
+            return Err(format!(
+                "bf16 matmul: {what} ({}x{}, strides {}/{}) reads past its {} elements",
+                self.rows,
+                self.cols,
+                self.rs,
+                self.cs,
+                self.data.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+const TILE: usize = 512; // u16 elements of one packed tile (16 × 32 bf16)
+
+/// Packs A (`m × k`) into 16-row blocks of k-tiles (see the module doc). Reads along whichever
+/// of A's dimensions is contiguous.
+fn pack_a(a: &MatRef, mp: usize, kp: usize) -> Vec<u16> {
+    let kbn = kp / 32;
+    let mut out = vec![0u16; mp * kp];
+    let by_row = a.cs == 1 || a.rs != 1;
+    out.par_chunks_mut(16 * kp)
+        .enumerate()
+        .for_each(|(mb, blk)| {
+            let rows = 16.min(a.rows.saturating_sub(mb * 16));
+            for kb in 0..kbn {
+                let tile = &mut blk[kb * TILE..(kb + 1) * TILE];
+                let cols = 32.min(a.cols - kb * 32);
+                if by_row {
+                    for r in 0..rows {
+                        for c in 0..cols {
+                            tile[r * 32 + c] = to_bf16(a.at(mb * 16 + r, kb * 32 + c));
+                        }
+                    }
+                } else {
+                    for c in 0..cols {
+                        for r in 0..rows {
+                            tile[r * 32 + c] = to_bf16(a.at(mb * 16 + r, kb * 32 + c));
+                        }
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// Packs B (`k × n`) into 16-column blocks of VNNI k-tiles (see the module doc). Reads along
+/// whichever of B's dimensions is contiguous.
+fn pack_b(b: &MatRef, np: usize, kp: usize) -> Vec<u16> {
+    let kbn = kp / 32;
+    let mut out = vec![0u16; np * kp];
+    let by_row = b.cs == 1 || b.rs != 1;
+    out.par_chunks_mut(16 * kp)
+        .enumerate()
+        .for_each(|(nb, blk)| {
+            let cols = 16.min(b.cols.saturating_sub(nb * 16));
+            for kb in 0..kbn {
+                let tile = &mut blk[kb * TILE..(kb + 1) * TILE];
+                let rows = 32.min(b.rows - kb * 32);
+                if by_row {
+                    for p2 in 0..rows {
+                        for jj in 0..cols {
+                            tile[(p2 / 2) * 32 + 2 * jj + (p2 % 2)] =
+                                to_bf16(b.at(kb * 32 + p2, nb * 16 + jj));
+                        }
+                    }
+                } else {
+                    for jj in 0..cols {
+                        for p2 in 0..rows {
+                            tile[(p2 / 2) * 32 + 2 * jj + (p2 % 2)] =
+                                to_bf16(b.at(kb * 32 + p2, nb * 16 + jj));
+                        }
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// A raw output pointer shared by the tasks, each of which writes a disjoint block.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint (row, column) blocks of the output and nothing reads it meanwhile.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// `C (m × n, row-major, overwritten) = A (m × k) · B (k × n)` in bf16 with f32 sums, on `path`.
+/// Errors if the shapes disagree, a view reads out of bounds, or `path` is not available here.
+pub fn matmul(a: &MatRef, b: &MatRef, c: &mut [f32], path: Bf16Path) -> Result<(), String> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k {
+        return Err(format!("bf16 matmul: A is {m}x{k} but B is {}x{n}", b.rows));
+    }
+    if c.len() != m * n {
+        return Err(format!(
+            "bf16 matmul: output has {} elements, expected {m}x{n}",
+            c.len()
+        ));
+    }
+    a.check("A")?;
+    b.check("B")?;
+    if !path.available() {
+        return Err(format!(
+            "bf16 matmul: path `{}` is not available on this CPU",
+            path.name()
+        ));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return Ok(());
+    }
+    match path {
+        _ if m < SMALL_M && b.rs == 1 => {
+            small_m(a, b, c);
+            Ok(())
+        }
+        Bf16Path::F32Gemm => {
+            f32_gemm_rounded(a, b, c);
+            Ok(())
+        }
+        Bf16Path::Amx | Bf16Path::Avx512Bf16 => {
+            let (mp, np, kp) = (round_up(m, 32), round_up(n, 32), round_up(k, 32));
+            let pa = pack_a(a, mp, kp);
+            let pb = pack_b(b, np, kp);
+            blocked(&pa, &pb, m, n, mp, np, kp, c, path);
+            Ok(())
+        }
+    }
+}
+
+/// Below this many rows (decoding steps), packing or copying B costs more than the product:
+/// every path then runs [`small_m`] (when B's columns are contiguous, as `Wᵀ` in a forward pass).
+const SMALL_M: usize = 16;
+
+/// Branch-free [`round_bf16`] for finite inputs (vectorises; a NaN may become another NaN or ±0).
+#[inline(always)]
+fn round_bf16_fast(x: f32) -> f32 {
+    let b = x.to_bits();
+    f32::from_bits(b.wrapping_add(0x7fff + ((b >> 16) & 1)) & 0xffff_0000)
+}
+
+/// f32 dot product in 16 lanes (vectorises).
+#[inline(always)]
+fn dot16(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (xc, yc) = (x.chunks_exact(16), y.chunks_exact(16));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (a, b) in xc.zip(yc) {
+        for l in 0..16 {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (a, b) in xr.iter().zip(yr) {
+        s += a * b;
+    }
+    s
+}
+
+/// `Σ x_p · bf16(w_p)` in 16 f32 lanes, rounding `w` on the fly (vectorises).
+#[inline(always)]
+fn dot16_round(x: &[f32], w: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (xc, wc) = (x.chunks_exact(16), w.chunks_exact(16));
+    let (xr, wr) = (xc.remainder(), wc.remainder());
+    for (a, b) in xc.zip(wc) {
+        for l in 0..16 {
+            acc[l] += a[l] * round_bf16_fast(b[l]);
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (a, b) in xr.iter().zip(wr) {
+        s += a * round_bf16_fast(*b);
+    }
+    s
+}
+
+/// Few rows of A (a decoding step) against a B whose columns are contiguous (`Wᵀ` of a row-major
+/// weight): each column is read from the f32 weight, rounded to bf16 on the fly and dotted with
+/// the bf16-rounded rows of A in f32. Memory-bound like the f32 product, with bf16 numbers.
+fn small_m(a: &MatRef, b: &MatRef, c: &mut [f32]) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let mut ar = vec![0f32; m * k];
+    for (i, row) in ar.chunks_mut(k).enumerate() {
+        for (p, v) in row.iter_mut().enumerate() {
+            *v = round_bf16(a.at(i, p));
+        }
+    }
+    let out = OutPtr(c.as_mut_ptr());
+    let cols_per_task = 256;
+    (0..n.div_ceil(cols_per_task))
+        .into_par_iter()
+        .for_each(|t| {
+            let out = out;
+            let mut wr = if m > 2 { vec![0f32; k] } else { vec![] };
+            for j in t * cols_per_task..((t + 1) * cols_per_task).min(n) {
+                let col = &b.data[j * b.cs..j * b.cs + k];
+                if m > 2 {
+                    // Round the column once, then plain dots (rounding it again per row costs more).
+                    for (d, &v) in wr.iter_mut().zip(col) {
+                        *d = round_bf16_fast(v);
+                    }
+                }
+                for i in 0..m {
+                    let x = &ar[i * k..(i + 1) * k];
+                    let s = if m > 2 {
+                        dot16(x, &wr)
+                    } else {
+                        dot16_round(x, col)
+                    };
+                    // SAFETY: (i, j) is inside the m × n output; column j belongs to this task only.
+                    unsafe { *out.0.add(i * n + j) = s };
+                }
+            }
+        });
+}
+
+/// Fallback: round both inputs to bf16, widen back to f32 (contiguous) and run the f32 gemm.
+fn f32_gemm_rounded(a: &MatRef, b: &MatRef, c: &mut [f32]) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let mut ar = vec![0f32; m * k];
+    ar.par_chunks_mut(k).enumerate().for_each(|(i, row)| {
+        for (p, v) in row.iter_mut().enumerate() {
+            *v = round_bf16(a.at(i, p));
+        }
+    });
+    let mut br = vec![0f32; k * n];
+    br.par_chunks_mut(n).enumerate().for_each(|(p, row)| {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = round_bf16(b.at(p, j));
+        }
+    });
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the three buffers are contiguous row-major with the dimensions passed; `read_dst`
+    // is false, so `c` is only written.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            ar.as_ptr(),
+            1,
+            k as isize,
+            br.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// Splits the output into column chunks whose packed B stays in L2 and row ranges, and runs the
+/// 32 × 32 block kernel of `path` on each (tasks in parallel on the rayon pool).
+#[allow(clippy::too_many_arguments)]
+fn blocked(
+    pa: &[u16],
+    pb: &[u16],
+    m: usize,
+    n: usize,
+    mp: usize,
+    np: usize,
+    kp: usize,
+    c: &mut [f32],
+    path: Bf16Path,
+) {
+    // Columns per chunk: packed B of the chunk about 256 KB.
+    let nc = ((256 * 1024) / (kp * 2) / 32 * 32).clamp(32, np);
+    let nchunks = np.div_ceil(nc);
+    let mblocks = mp / 32;
+    let threads = rayon::current_num_threads().max(1);
+    let mparts = (4 * threads).div_ceil(nchunks).clamp(1, mblocks);
+    let per_part = mblocks.div_ceil(mparts);
+    let out = OutPtr(c.as_mut_ptr());
+    let tasks: Vec<(usize, usize)> = (0..nchunks)
+        .flat_map(|ch| (0..mparts).map(move |mpart| (ch, mpart)))
+        .collect();
+    tasks.into_par_iter().for_each(|(ch, mpart)| {
+        let n0 = ch * nc;
+        let n1 = (n0 + nc).min(np);
+        let m0 = mpart * per_part * 32;
+        let m1 = ((mpart + 1) * per_part * 32).min(mp);
+        let out = out;
+        let mut scratch = [0f32; 32 * 32];
+        let run = |scratch: &mut [f32; 1024], mb: usize, nb: usize| match path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path was checked available; block offsets are inside the packed buffers.
+            Bf16Path::Amx => unsafe { amx::block(pa, pb, mb, nb, kp, scratch) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Bf16Path::Avx512Bf16 => unsafe { avx512::block(pa, pb, mb, nb, kp, scratch) },
+            _ => unreachable!("bf16 block kernel on a path without one"),
+        };
+        #[cfg(target_arch = "x86_64")]
+        if path == Bf16Path::Amx {
+            // SAFETY: AMX available (checked); the config is loaded on this thread before use.
+            unsafe { amx::configure() };
+        }
+        for mb in (m0..m1).step_by(32) {
+            for nb in (n0..n1).step_by(32) {
+                run(&mut scratch, mb, nb);
+                let rows = 32.min(m.saturating_sub(mb));
+                let cols = 32.min(n.saturating_sub(nb));
+                for r in 0..rows {
+                    // SAFETY: (mb + r, nb..nb + cols) is inside the m × n output and owned by
+                    // this task only.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            scratch.as_ptr().add(r * 32),
+                            out.0.add((mb + r) * n + nb),
+                            cols,
+                        );
+                    }
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if path == Bf16Path::Amx {
+            // SAFETY: releases this thread's tile state.
+            unsafe { amx::release() };
+        }
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+mod amx {
+    use std::arch::asm;
+
+    /// The 64-byte tile configuration (palette 1): tmm0–7 all 16 rows × 64 bytes.
+    #[repr(C, align(64))]
+    struct TileCfg {
+        palette: u8,
+        start_row: u8,
+        reserved: [u8; 14],
+        colsb: [u16; 16],
+        rows: [u8; 16],
+    }
+
+    pub unsafe fn configure() {
+        let mut cfg = TileCfg {
+            palette: 1,
+            start_row: 0,
+            reserved: [0; 14],
+            colsb: [0; 16],
+            rows: [0; 16],
+        };
+        for i in 0..8 {
+            cfg.colsb[i] = 64;
+            cfg.rows[i] = 16;
+        }
+        asm!("ldtilecfg [{}]", in(reg) &cfg as *const TileCfg, options(nostack, readonly));
+    }
+
+    pub unsafe fn release() {
+        asm!("tilerelease", options(nostack, nomem));
+    }
+
+    /// The 32 × 32 output block at rows `mb`, columns `nb` into `c` (row stride 32 floats):
+    /// tmm0–3 accumulate, tmm4–5 hold two A tiles, tmm6–7 two B tiles.
+    pub unsafe fn block(
+        pa: &[u16],
+        pb: &[u16],
+        mb: usize,
+        nb: usize,
+        kp: usize,
+        c: &mut [f32; 1024],
+    ) {
+        let kbn = kp / 32;
+        let a0 = pa.as_ptr().add(mb * kp);
+        let a1 = a0.add(16 * kp);
+        let b0 = pb.as_ptr().add(nb * kp);
+        let b1 = b0.add(16 * kp);
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+        for kb in 0..kbn {
+            let off = kb * super::TILE;
+            asm!(
+                "tileloadd tmm4, [{a0} + {s}*1]",
+                "tileloadd tmm5, [{a1} + {s}*1]",
+                "tileloadd tmm6, [{b0} + {s}*1]",
+                "tileloadd tmm7, [{b1} + {s}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                a0 = in(reg) a0.add(off),
+                a1 = in(reg) a1.add(off),
+                b0 = in(reg) b0.add(off),
+                b1 = in(reg) b1.add(off),
+                s = in(reg) 64usize,
+                options(nostack, readonly)
+            );
+        }
+        let cp = c.as_mut_ptr();
+        asm!(
+            "tilestored [{c0} + {s}*1], tmm0",
+            "tilestored [{c1} + {s}*1], tmm1",
+            "tilestored [{c2} + {s}*1], tmm2",
+            "tilestored [{c3} + {s}*1], tmm3",
+            c0 = in(reg) cp,
+            c1 = in(reg) cp.add(16),
+            c2 = in(reg) cp.add(16 * 32),
+            c3 = in(reg) cp.add(16 * 32 + 16),
+            s = in(reg) 128usize,
+            options(nostack)
+        );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// The 32 × 32 output block at rows `mb`, columns `nb` into `c` (row stride 32 floats), as
+    /// four 8-row × 32-column register blocks: 16 accumulators, `vdpbf16ps` per k-pair.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn block(
+        pa: &[u16],
+        pb: &[u16],
+        mb: usize,
+        nb: usize,
+        kp: usize,
+        c: &mut [f32; 1024],
+    ) {
+        let kbn = kp / 32;
+        let b0 = pb.as_ptr().add(nb * kp);
+        let b1 = b0.add(16 * kp);
+        for rg in 0..4 {
+            // 8 rows starting at mb + 8 rg: inside 16-row block (mb + 8 rg) / 16, rows from r0.
+            let row0 = mb + 8 * rg;
+            let blk = pa.as_ptr().add((row0 / 16) * 16 * kp);
+            let r0 = row0 % 16;
+            let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+            for kb in 0..kbn {
+                let off = kb * super::TILE;
+                let at = blk.add(off + r0 * 32) as *const u32;
+                let bt0 = b0.add(off);
+                let bt1 = b1.add(off);
+                for kk in 0..16 {
+                    let v0: __m512bh =
+                        std::mem::transmute(_mm512_loadu_si512(bt0.add(kk * 32) as *const _));
+                    let v1: __m512bh =
+                        std::mem::transmute(_mm512_loadu_si512(bt1.add(kk * 32) as *const _));
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        let a: __m512bh = std::mem::transmute(_mm512_set1_epi32(
+                            at.add(r * 16 + kk).read_unaligned() as i32,
+                        ));
+                        acc_r[0] = _mm512_dpbf16_ps(acc_r[0], a, v0);
+                        acc_r[1] = _mm512_dpbf16_ps(acc_r[1], a, v1);
+                    }
+                }
+            }
+            for (r, acc_r) in acc.iter().enumerate() {
+                let dst = c.as_mut_ptr().add((8 * rg + r) * 32);
+                _mm512_storeu_ps(dst, acc_r[0]);
+                _mm512_storeu_ps(dst.add(16), acc_r[1]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Naive reference: bf16-rounded inputs, f64 sums.
+    fn reference(a: &MatRef, b: &MatRef) -> Vec<f64> {
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        let mut c = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0f64;
+                for p in 0..k {
+                    s += round_bf16(a.at(i, p)) as f64 * round_bf16(b.at(p, j)) as f64;
+                }
+                c[i * n + j] = s;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn bf16_rounding_is_nearest_even() {
+        assert_eq!(to_bf16(1.0), 0x3f80);
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (1.0).
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
+        // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: ties to even (1 + 2^-6).
+        assert_eq!(to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
+        assert_eq!(to_bf16(1.0 + 1.5 / 256.0), 0x3f81);
+        assert_eq!(to_bf16(-2.0), 0xc000);
+        assert!(f32::from_bits((to_bf16(f32::NAN) as u32) << 16).is_nan());
+        assert_eq!(to_bf16(f32::INFINITY), 0x7f80);
+    }
+
+    /// Every available path against the naive loop on random shapes (odd sizes, transposed
+    /// views), |c - ref| ≤ 1e-5 · Σ|a||b| + 1e-6 (f32 sums of exact bf16 products). A path this
+    /// CPU lacks must refuse with an error; `SPEAR_REQUIRE_BF16_PATHS=amx,avx512-bf16` makes its
+    /// absence a failure (set on machines that have them, so they cannot go untested).
+    #[test]
+    fn every_path_matches_the_naive_loop() {
+        let required = std::env::var("SPEAR_REQUIRE_BF16_PATHS").unwrap_or_default();
+        let mut rng = ChaCha8Rng::seed_from_u64(16);
+        let shapes = [
+            (1, 1, 1),
+            (3, 5, 7),
+            (17, 33, 15),
+            (32, 32, 32),
+            (33, 64, 65),
+            (64, 100, 48),
+            (5, 577, 3),
+            (70, 130, 90),
+            (8, 200, 300),
+            (15, 576, 129),
+        ];
+        for path in Bf16Path::ALL {
+            if !path.available() {
+                assert!(
+                    !required.split(',').any(|r| r.trim() == path.name()),
+                    "SPEAR_REQUIRE_BF16_PATHS names `{}`, which this CPU lacks",
+                    path.name()
+                );
+                let a = [1f32];
+                let m = MatRef {
+                    data: &a,
+                    rows: 1,
+                    cols: 1,
+                    rs: 1,
+                    cs: 1,
+                };
+                let mut c = [0f32];
+                let e = matmul(&m, &m, &mut c, path).unwrap_err();
+                assert!(e.contains("not available"), "{e}");
+                eprintln!(
+                    "bf16 path {}: not available on this CPU (refusal checked)",
+                    path.name()
+                );
+                continue;
+            }
+            for &(m, k, n) in &shapes {
+                for transposed in [false, true] {
+                    let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-2.0..2.0)).collect();
+                    let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-2.0..2.0)).collect();
+                    // Row-major, or the same numbers read through transposed strides.
+                    let (am, bm) = if transposed {
+                        (
+                            MatRef {
+                                data: &a,
+                                rows: m,
+                                cols: k,
+                                rs: 1,
+                                cs: m,
+                            },
+                            MatRef {
+                                data: &b,
+                                rows: k,
+                                cols: n,
+                                rs: 1,
+                                cs: k,
+                            },
+                        )
+                    } else {
+                        (
+                            MatRef {
+                                data: &a,
+                                rows: m,
+                                cols: k,
+                                rs: k,
+                                cs: 1,
+                            },
+                            MatRef {
+                                data: &b,
+                                rows: k,
+                                cols: n,
+                                rs: n,
+                                cs: 1,
+                            },
+                        )
+                    };
+                    let want = reference(&am, &bm);
+                    let mut got = vec![f32::NAN; m * n];
+                    matmul(&am, &bm, &mut got, path).unwrap();
+                    for i in 0..m {
+                        for j in 0..n {
+                            let scale: f64 = (0..k)
+                                .map(|p| (am.at(i, p) as f64 * bm.at(p, j) as f64).abs())
+                                .sum();
+                            let (g, w) = (got[i * n + j] as f64, want[i * n + j]);
+                            assert!(
+                                (g - w).abs() <= 1e-5 * scale + 1e-6,
+                                "{} {m}x{k}x{n} (transposed {transposed}) at ({i},{j}): {g} vs {w}",
+                                path.name()
+                            );
+                        }
+                    }
+                }
+            }
+            eprintln!("bf16 path {}: checked", path.name());
+        }
+    }
+
+    #[test]
+    fn fast_rounding_equals_rounding_on_finite_values() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let edge = [
+            0.0f32,
+            -0.0,
+            1.0 + 1.0 / 256.0,
+            1.0 + 3.0 / 256.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-40,
+        ];
+        for x in edge
+            .into_iter()
+            .chain((0..100_000).map(|_| f32::from_bits(rng.random::<u32>())))
+        {
+            if x.is_finite() && round_bf16(x).is_finite() {
+                assert_eq!(
+                    round_bf16_fast(x).to_bits(),
+                    round_bf16(x).to_bits(),
+                    "{x:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shape_and_bounds_errors() {
+        let a = [0f32; 6];
+        let m23 = MatRef {
+            data: &a,
+            rows: 2,
+            cols: 3,
+            rs: 3,
+            cs: 1,
+        };
+        let mut c = [0f32; 4];
+        let e = matmul(&m23, &m23, &mut c, Bf16Path::F32Gemm).unwrap_err();
+        assert!(e.contains("A is 2x3 but B is 2x3"), "{e}");
+        let bad = MatRef {
+            data: &a,
+            rows: 3,
+            cols: 3,
+            rs: 3,
+            cs: 1,
+        };
+        let e = matmul(&bad, &bad, &mut [0f32; 9], Bf16Path::F32Gemm).unwrap_err();
+        assert!(e.contains("reads past"), "{e}");
+    }
+}

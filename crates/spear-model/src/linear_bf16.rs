@@ -1,0 +1,327 @@
+//! `x · Wᵀ` with bf16 inputs and f32 sums as a trainable candle op (`model.dtype = "bf16"`, issue 16).
+//!
+//! The tensors stay f32 (master weights, activations, gradients, AdamW state): the op rounds its
+//! inputs to bf16 while packing them for [`crate::bf16gemm`] and returns f32. The backward pass
+//! does the same for its two products, `∂x = g · W` and `∂W = gᵀ · x` (read through strides, no
+//! transposed copies); `∂W` is skipped for a frozen weight.
+
+use std::str::FromStr;
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+
+use crate::bf16gemm::{self, Bf16Path, MatRef};
+use crate::error::Result;
+
+/// The precision of the linear layers' matrix products.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ComputeDtype {
+    /// f32 everywhere (the default).
+    #[default]
+    F32,
+    /// bf16 inputs with f32 sums in the linear layers (q/k/v/o, MLP, LM head); everything else f32.
+    Bf16,
+}
+
+impl ComputeDtype {
+    /// `f32` or `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ComputeDtype::F32 => "f32",
+            ComputeDtype::Bf16 => "bf16",
+        }
+    }
+}
+
+impl FromStr for ComputeDtype {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "f32" => Ok(ComputeDtype::F32),
+            "bf16" => Ok(ComputeDtype::Bf16),
+            other => Err(format!("{other:?} is not a dtype; use \"f32\" or \"bf16\"")),
+        }
+    }
+}
+
+impl std::fmt::Display for ComputeDtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether [`linear`] can run on these tensors (CPU, f32).
+pub fn supported(x: &Tensor, w: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32
+}
+
+/// `x: [.., k]` times `wᵀ` for `w: [n, k]`, in bf16 with f32 sums, on the path
+/// [`Bf16Path::detect`] picks (or `path`). Differentiable in both arguments.
+pub fn linear(x: &Tensor, w: &Tensor, path: Option<Bf16Path>) -> Result<Tensor> {
+    let path = path.unwrap_or_else(Bf16Path::detect);
+    Ok(x.contiguous()?.apply_op2(
+        &w.contiguous()?,
+        Bf16Linear {
+            kind: Kind::Forward,
+            path,
+        },
+    )?)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// `(x [.., k], w [n, k]) -> x wᵀ [.., n]`.
+    Forward,
+    /// `(g [.., n], w [n, k]) -> g w [.., k]`.
+    GradX,
+    /// `(g [.., n], x [.., k]) -> gᵀ x [n, k]`.
+    GradW,
+}
+
+struct Bf16Linear {
+    kind: Kind,
+    path: Bf16Path,
+}
+
+fn rows_cols(l: &Layout) -> candle_core::Result<(usize, usize)> {
+    let dims = l.dims();
+    let (&c, lead) = dims
+        .split_last()
+        .ok_or_else(|| candle_core::Error::Msg("bf16 linear: scalar input".into()))?;
+    Ok((lead.iter().product(), c))
+}
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!("bf16 linear: f32 tensors only")
+    };
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("bf16 linear: input not contiguous".into()))?;
+    Ok(&v[a..b])
+}
+
+impl CustomOp2 for Bf16Linear {
+    fn name(&self) -> &'static str {
+        "linear-bf16"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (d1, d2) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let ((r1, c1), (r2, c2)) = (rows_cols(l1)?, rows_cols(l2)?);
+        let (a, b, shape) = match self.kind {
+            Kind::Forward => {
+                if c1 != c2 {
+                    candle_core::bail!("bf16 linear: x has {c1} features, w is [{r2}, {c2}]");
+                }
+                let mut dims = l1.dims().to_vec();
+                *dims.last_mut().expect("rank checked") = r2;
+                (
+                    MatRef {
+                        data: d1,
+                        rows: r1,
+                        cols: c1,
+                        rs: c1,
+                        cs: 1,
+                    },
+                    MatRef {
+                        data: d2,
+                        rows: c2,
+                        cols: r2,
+                        rs: 1,
+                        cs: c2,
+                    },
+                    Shape::from(dims),
+                )
+            }
+            Kind::GradX => {
+                if c1 != r2 {
+                    candle_core::bail!(
+                        "bf16 linear backward: g has {c1} columns, w is [{r2}, {c2}]"
+                    );
+                }
+                let mut dims = l1.dims().to_vec();
+                *dims.last_mut().expect("rank checked") = c2;
+                (
+                    MatRef {
+                        data: d1,
+                        rows: r1,
+                        cols: c1,
+                        rs: c1,
+                        cs: 1,
+                    },
+                    MatRef {
+                        data: d2,
+                        rows: r2,
+                        cols: c2,
+                        rs: c2,
+                        cs: 1,
+                    },
+                    Shape::from(dims),
+                )
+            }
+            Kind::GradW => {
+                if r1 != r2 {
+                    candle_core::bail!("bf16 linear backward: g has {r1} rows, x has {r2}");
+                }
+                (
+                    MatRef {
+                        data: d1,
+                        rows: c1,
+                        cols: r1,
+                        rs: 1,
+                        cs: c1,
+                    },
+                    MatRef {
+                        data: d2,
+                        rows: r2,
+                        cols: c2,
+                        rs: c2,
+                        cs: 1,
+                    },
+                    Shape::from((c1, c2)),
+                )
+            }
+        };
+        let mut out = vec![0f32; a.rows * b.cols];
+        bf16gemm::matmul(&a, &b, &mut out, self.path).map_err(candle_core::Error::Msg)?;
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = g.contiguous()?;
+        let op = |kind| Bf16Linear {
+            kind,
+            path: self.path,
+        };
+        let gx = if x.track_op() {
+            Some(g.apply_op2_no_bwd(w, &op(Kind::GradX))?)
+        } else {
+            None
+        };
+        let gw = if w.track_op() {
+            Some(g.apply_op2_no_bwd(x, &op(Kind::GradW))?)
+        } else {
+            None
+        };
+        Ok((gx, gw))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn round(t: &Tensor) -> Tensor {
+        t.to_dtype(DType::BF16)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let s = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        d / s.max(1e-6)
+    }
+
+    /// Forward and both gradients of every available path against candle's f32 matmul on the
+    /// bf16-rounded inputs (the composed reference), odd shapes, 3-d input: max error ≤ 1e-5 of
+    /// the largest reference value for the forward and `∂W` and `∂x` (sums of exact bf16
+    /// products in f32; the gradients round `g` to bf16 too, so their reference does).
+    #[test]
+    fn forward_and_backward_match_the_composed_reference() {
+        let dev = Device::Cpu;
+        for path in Bf16Path::ALL.into_iter().filter(|p| p.available()) {
+            for &(b, t, k, n) in &[
+                (1, 1, 1, 1),
+                (2, 7, 33, 17),
+                (3, 11, 64, 96),
+                (1, 40, 130, 70),
+            ] {
+                let x =
+                    Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, k), &dev).unwrap()).unwrap();
+                let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap()).unwrap();
+                let gy = Tensor::randn(0f32, 1.0, (b, t, n), &dev).unwrap();
+                let y = linear(x.as_tensor(), w.as_tensor(), Some(path)).unwrap();
+                let want = round(x.as_tensor())
+                    .broadcast_matmul(&round(w.as_tensor()).t().unwrap())
+                    .unwrap();
+                assert_eq!(y.dims(), &[b, t, n]);
+                assert!(
+                    max_rel(&y, &want) < 1e-5,
+                    "{} forward {:?}",
+                    path.name(),
+                    (b, t, k, n)
+                );
+                let grads = (y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
+                let gx = grads.get(x.as_tensor()).unwrap();
+                let gw = grads.get(w.as_tensor()).unwrap();
+                let g2 = round(&gy).reshape((b * t, n)).unwrap();
+                let want_gx = g2
+                    .matmul(&round(w.as_tensor()))
+                    .unwrap()
+                    .reshape((b, t, k))
+                    .unwrap();
+                let want_gw = g2
+                    .t()
+                    .unwrap()
+                    .matmul(&round(x.as_tensor()).reshape((b * t, k)).unwrap())
+                    .unwrap();
+                assert!(
+                    max_rel(gx, &want_gx) < 1e-5,
+                    "{} dx {:?}",
+                    path.name(),
+                    (b, t, k, n)
+                );
+                assert!(
+                    max_rel(gw, &want_gw) < 1e-5,
+                    "{} dw {:?}",
+                    path.name(),
+                    (b, t, k, n)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn frozen_weight_gets_no_gradient_and_dtype_parses() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 8), &dev).unwrap()).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (3, 8), &dev).unwrap();
+        let y = linear(x.as_tensor(), &w, Some(Bf16Path::F32Gemm)).unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(x.as_tensor()).is_some());
+        assert!(grads.get(&w).is_none());
+        assert_eq!("bf16".parse::<ComputeDtype>().unwrap(), ComputeDtype::Bf16);
+        assert_eq!(" f32 ".parse::<ComputeDtype>().unwrap(), ComputeDtype::F32);
+        let e = "fp16".parse::<ComputeDtype>().unwrap_err();
+        assert!(e.contains("\"fp16\"") && e.contains("\"bf16\""), "{e}");
+    }
+}
