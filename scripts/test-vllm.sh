@@ -25,7 +25,7 @@ install_vllm() {
     return
   fi
   local t=$(date +%s)
-  log "installing vLLM $VLLM_VERSION (CPU) into $VENV (about 3.5 min, 6 GB)"
+  log "installing vLLM $VLLM_VERSION (CPU) into $VENV (6.2 GB; 3.5 min idle per scale-out.md §8, 66 min measured here at load average ~20)"
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   local py="$VENV/bin/python" dl
