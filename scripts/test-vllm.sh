@@ -25,7 +25,7 @@ install_vllm() {
     return
   fi
   local t=$(date +%s)
-  log "installing vLLM $VLLM_VERSION (CPU) into $VENV (about 3.5 min, 6 GB)"
+  log "installing vLLM $VLLM_VERSION (CPU) into $VENV (6.2 GB; 3.5 min idle per scale-out.md §8, 66 min measured here at load average ~20)"
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   local py="$VENV/bin/python" dl
@@ -82,6 +82,9 @@ MODEL=${SPEAR_VLLM_MODEL:-}
 if [[ -z "$MODEL" ]]; then
   MODEL="$W/policy/step_0"
   "$SPEAR" bench model --model smollm2-135m --export-hf "$MODEL" >&2
+  # Untied: vLLM 0.32.0 CPU's reload_weights does not refresh both uses of a tied embedding
+  # (see vllm_check.py untie); SPEAR_VLLM_TIED=1 keeps it tied to show that (b) then fails.
+  [[ -n "${SPEAR_VLLM_TIED:-}" ]] || "$PY" "$CHECK" untie "$MODEL"
   touch "$MODEL/STABLE"
 fi
 "$PY" -c "
@@ -118,11 +121,17 @@ texts = ['The capital of France is', 'def fibonacci(n):', 'You are in the middle
 print(json.dumps([t.encode(x) for x in texts]))" "$MODEL" > "$W/prompts.json"
 
 # (a) vLLM processed_logprobs vs spear's in-process scoring of the same tokens.
-TOL=${SPEAR_VLLM_TOL:-2e-3}
+# Tolerance on |vLLM - spear| per token. Measured here (2026-12-06, SmolLM2-135M f32, 2 threads):
+# max 3.4e-5 (T = 1) and 4.5e-5 (T = 0.7) over ~120 tokens each. Both sides compute in f32 but
+# with different kernels (vLLM's CPU attention/oneDNN GEMMs vs candle's gemm, different
+# summation orders and fused ops), so rounding differs at the 1e-6..1e-5 relative level and
+# grows through 30 layers; 1e-3 leaves 20x headroom for other CPUs and thread counts.
+TOL=${SPEAR_VLLM_TOL:-1e-3}
 for T in 1.0 0.7; do
   "$PY" "$CHECK" sample "$URL" "$W/prompts.json" "$T" 1000 48 > "$W/a_$T.jsonl"
   "$SPEAR" score logprobs --model "$MODEL" --temperature "$T" < "$W/a_$T.jsonl" > "$W/a_$T.spear.jsonl"
-  log "(a) T = $T: $("$PY" "$CHECK" compare "$W/a_$T.jsonl" "$W/a_$T.spear.jsonl" "$TOL")"
+  out=$("$PY" "$CHECK" compare "$W/a_$T.jsonl" "$W/a_$T.spear.jsonl" "$TOL" 2>&1) || die "(a) T = $T: $out"
+  log "(a) T = $T: $out"
 done
 
 # (b) pause -> reload_weights(perturbed) -> reset_prefix_cache -> resume moves the log-probs (and
@@ -145,10 +154,12 @@ if "$PY" "$CHECK" same "$W/a_1.0.jsonl" "$W/b_pert.jsonl" 2>/dev/null; then
   die "(b) the log-probs did not change after reloading perturbed weights"
 fi
 "$SPEAR" score logprobs --model "$PERT" --temperature 1.0 < "$W/b_pert.jsonl" > "$W/b_pert.spear.jsonl"
-log "(b) perturbed weights: $("$PY" "$CHECK" compare "$W/b_pert.jsonl" "$W/b_pert.spear.jsonl" "$TOL")"
+out=$("$PY" "$CHECK" compare "$W/b_pert.jsonl" "$W/b_pert.spear.jsonl" "$TOL" 2>&1) || die "(b) vLLM after reload_weights(perturbed) vs spear scoring the perturbed dir: $out"
+log "(b) perturbed weights: $out"
 reload "$MODEL"
 "$PY" "$CHECK" sample "$URL" "$W/prompts.json" 1.0 1000 48 > "$W/b_back.jsonl"
-log "(b) $("$PY" "$CHECK" same "$W/a_1.0.jsonl" "$W/b_back.jsonl")"
+out=$("$PY" "$CHECK" same "$W/a_1.0.jsonl" "$W/b_back.jsonl" 2>&1) || die "(b) reloading the old weights: $out"
+log "(b) $out"
 
 # (c) `spear train` with rollouts on this vLLM server: needs the `[rollout]` config section of
 # the http-client branch (issue 14). Fails loudly while the keys are missing.

@@ -5,6 +5,7 @@
   vllm_check.py admin   URL PATH [JSON]                               # POST an admin call
   vllm_check.py perturb SRC DST SCALE SEED                            # DST = SRC + noise
   vllm_check.py same    A.jsonl B.jsonl                               # identical tokens+logprobs?
+  vllm_check.py untie   DIR                                           # write lm_head, untie (in place)
   vllm_check.py bench   URL CLIENTS NEW_TOKENS PROMPT_LEN VOCAB       # generated tokens/s
 
 Request fields follow vLLM 0.32.0's completion protocol; every sampling field is sent
@@ -90,6 +91,23 @@ def perturb(src, dst, scale, seed):
     save_file(out, f"{dst}/model.safetensors", metadata={"format": "pt"})
 
 
+def untie(d):
+    """vLLM 0.32.0 (CPU) reload_weights leaves one use of a tied embedding stale (measured: with
+    only the embedding perturbed, the reloaded server matches neither the old nor the new
+    weights; untied, it matches spear's scoring of the new ones to 4e-5). Writing lm_head.weight
+    and tie_word_embeddings = false makes a reload complete."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    t = load_file(f"{d}/model.safetensors")
+    if "lm_head.weight" not in t:
+        t["lm_head.weight"] = t["model.embed_tokens.weight"].clone().contiguous()
+    save_file(t, f"{d}/model.safetensors", metadata={"format": "pt"})
+    c = json.load(open(f"{d}/config.json"))
+    c["tie_word_embeddings"] = False
+    json.dump(c, open(f"{d}/config.json", "w"), indent=2)
+
+
 def same(a_path, b_path):
     a = [json.loads(l) for l in open(a_path) if l.strip()]
     b = [json.loads(l) for l in open(b_path) if l.strip()]
@@ -130,4 +148,4 @@ def bench(url, clients, new_tokens, prompt_len, vocab):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"sample": sample, "compare": compare, "admin": admin, "perturb": perturb, "same": same,
-     "bench": bench}[cmd](*args)
+     "bench": bench, "untie": untie}[cmd](*args)
