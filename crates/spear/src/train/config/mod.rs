@@ -13,6 +13,7 @@
 //! [optim]    # AdamW and the micro-batch token budget
 //! [sft]      # supervised warm start from expert demonstrations
 //! [eval]     # held-out evaluation
+//! [rollout]  # the rollout engine: in-process, or inference servers over HTTP
 //! [rl]       # the learner: spear_rl::RlConfig ([rl.advantage], [rl.replay], [rl.loss], …)
 //! ```
 //!
@@ -25,6 +26,7 @@ mod check;
 mod env;
 pub mod math;
 mod model;
+mod rollout;
 mod sections;
 mod toml_io;
 
@@ -36,6 +38,7 @@ pub(crate) use self::check::check_pos;
 pub use self::env::{EnvConfig, EnvKind, HouseholdConfig, HouseholdSource, WebshopConfig};
 pub use self::math::{MathConfig, SandboxBackend};
 pub use self::model::{DeviceSpec, ModelSection, ModelSource, TinyArch, TinyTokenizer};
+pub use self::rollout::{ApiKind, EngineKind, RolloutSection};
 pub use self::sections::{
     EvalConfig, EvalSplit, OptimConfig, RunConfig, SamplingSection, SftConfig,
 };
@@ -59,6 +62,8 @@ pub struct TrainConfig {
     pub sft: SftConfig,
     /// Evaluation.
     pub eval: EvalConfig,
+    /// The rollout engine (in-process, or inference servers over HTTP).
+    pub rollout: RolloutSection,
     /// The learner (`spear_rl::config::RlConfig`; its random draws are seeded from `run.seed`).
     pub rl: RlConfig,
 }
@@ -171,6 +176,7 @@ impl TrainConfig {
             }
             EnvKind::Household => self.validate_splits()?,
         }
+        self.rollout.validate()?;
         self.rl.validate().map_err(|e| prefix_key("rl", e))?;
         self.validate_cross_field()?;
         Ok(())
@@ -271,12 +277,19 @@ impl TrainConfig {
 
     /// Keys that `spear train --resume RUN --set KEY=VALUE` may change: they do not change
     /// what the run already computed (how long it runs, evaluation and checkpoint cadence,
-    /// logging).
+    /// logging, and where the inference servers are and how patiently they are waited for —
+    /// the servers load the run's weights at start-up, so moving them changes no result).
+    /// The engine, the dialect and the served model name stay: switching engines mid-run would
+    /// change the sampler's numbers.
     pub const RESUME_SETTABLE: &'static [&'static str] = &[
         "run.iterations",
         "run.eval_every",
         "run.save_every",
         "run.log_episodes",
+        "rollout.endpoints",
+        "rollout.request_timeout_s",
+        "rollout.max_retries",
+        "rollout.keep_weights",
     ];
 
     /// `--set` overrides on `--resume`: only [`Self::RESUME_SETTABLE`] keys; any other key is
