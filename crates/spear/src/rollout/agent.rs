@@ -208,7 +208,18 @@ pub fn rollout_agent<E: AgentEnv>(
             });
             prompts.push(text);
         }
-        let gens = sampler.generate(&requests, &p.sampling)?;
+        // One session per episode: its turns go to one server (prefix-cache hits).
+        let sessions: Vec<u64> = active
+            .iter()
+            .map(|&i| mix_seed(&[p.seed, p.iteration, i as u64, 0x5E5]))
+            .collect();
+        let gens = sampler.generate_in_sessions(&requests, &sessions, &p.sampling)?;
+        anyhow::ensure!(
+            gens.len() == requests.len(),
+            "the sampler returned {} generations for {} requests",
+            gens.len(),
+            requests.len()
+        );
         out.generate_secs += t_gen.elapsed().as_secs_f64();
         out.generated_tokens += gens.iter().map(|g| g.token_ids.len() as u64).sum::<u64>();
 
@@ -261,6 +272,11 @@ pub fn rollout_agent<E: AgentEnv>(
             };
             s.samples.push(out.samples.len());
             out.samples.push(sample);
+            out.sample_policy_versions.push(gen.policy_version);
+            if let Some(v) = gen.policy_version {
+                let e = &mut s.episode.policy_version;
+                *e = Some(e.map_or(v, |x| x.min(v)));
+            }
             s.reward_sum += outcome.reward;
             s.episode.turns.push(TurnRecord {
                 prompt: if p.keep_prompts {

@@ -5,10 +5,11 @@
 //! whether a sample is a household step or a whole math conversation.
 
 pub mod agent;
+pub mod http;
 pub mod math;
 pub mod sampler;
 
-pub use sampler::ChatSampler;
+pub use sampler::{ChatSampler, LocalEngine};
 
 use spear_rl::sample::StepSample;
 
@@ -31,4 +32,8 @@ pub struct RolloutOutput {
     pub generate_secs: f64,
     /// Seconds spent stepping environments / running tools.
     pub env_secs: f64,
+    /// The policy version that generated each sample (parallel to `samples`; for a math
+    /// conversation, the oldest version of its turns), where the engine knows it. Empty when
+    /// no sample has one.
+    pub sample_policy_versions: Vec<Option<u64>>,
 }

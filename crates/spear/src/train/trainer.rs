@@ -19,12 +19,13 @@ use spear_model::{AdamW, AdamWConfig, Decoder, LrSchedule, Policy};
 use spear_rl::replay::ReplayBuffer;
 use spear_rl::update_plan::UpdatePlan;
 
-use super::config::TrainConfig;
+use super::config::{EngineKind, TrainConfig};
 use super::learn::{self, IterationInputs};
 use super::sft::{run_sft, run_sft_tokens, SftSettings};
 use super::state::{self, TrainerState};
 use super::update::run_update;
-use crate::rollout::ChatSampler;
+use crate::rollout::http::HttpEngine;
+use crate::rollout::LocalEngine;
 use crate::run_dir::{
     append_jsonl, drop_iteration_lines, remove_stale_temporaries, truncate_jsonl, EpisodeRecord,
     EvalRecord, IterationMetrics, RunDir, RunLock,
@@ -74,6 +75,9 @@ pub struct Trainer {
     suite: Box<dyn TaskSuite>,
     /// Frozen weights RL started from, for the KL loss (`rl.loss.use_kl_loss`).
     reference: Option<Policy>,
+    /// `rollout.engine = "http"`: the inference servers the rollouts run on, which load the
+    /// policy's weights before the first rollout and after every update.
+    engine: Option<HttpEngine>,
     /// The exclusive lock on the run directory, held while the trainer lives.
     _lock: RunLock,
 }
@@ -301,8 +305,37 @@ impl Trainer {
             policy.tokenizer.vocab_size(),
             t0.elapsed().as_secs_f64()
         ));
+        let engine = match cfg.rollout.engine {
+            EngineKind::Local => None,
+            EngineKind::Http => {
+                let r = &cfg.rollout;
+                let sync_dir = if r.sync_dir.is_empty() {
+                    run.root.join("weights")
+                } else {
+                    std::path::PathBuf::from(&r.sync_dir)
+                };
+                let e = HttpEngine::new(r, sync_dir)?;
+                let infos = e.check(&policy)?;
+                let lens: Vec<String> = infos
+                    .iter()
+                    .map(|i| match i.max_model_len {
+                        Some(l) => format!("{} (context {l})", i.url),
+                        None => i.url.clone(),
+                    })
+                    .collect();
+                progress.line(&format!(
+                    "rollouts on {} {} server(s): {}; weights via {}",
+                    infos.len(),
+                    r.api,
+                    lens.join(", "),
+                    e.sync_dir().display()
+                ));
+                Some(e)
+            }
+        };
         let seed = cfg.run.seed;
         Ok(Self {
+            engine,
             opt: AdamW::new(adamw_config(&cfg)),
             buffer: ReplayBuffer::new(&cfg.rl.replay, mix_seed(&[seed, 0xB0FF])),
             rng: ChaCha8Rng::seed_from_u64(mix_seed(&[seed, 0x7A1])),
@@ -470,8 +503,25 @@ impl Trainer {
             keep_prompts: cfg.run.log_episodes > 0,
             drbot: cfg.rl.drbot.clone(),
         };
-        self.suite
-            .collect(&self.policy as &dyn ChatSampler, &picked, &s)
+        match &self.engine {
+            Some(e) => {
+                // Version 0 (or the resumed iteration's weights) before the first rollout.
+                e.sync(&self.policy, self.iteration)?;
+                self.suite.collect(&e.sampler(&self.policy), &picked, &s)
+            }
+            None => {
+                let local = LocalEngine {
+                    policy: &self.policy,
+                    version: self.iteration,
+                };
+                self.suite.collect(&local, &picked, &s)
+            }
+        }
+    }
+
+    /// The HTTP engine, when `rollout.engine = "http"`.
+    pub fn http_engine(&self) -> Option<&HttpEngine> {
+        self.engine.as_ref()
     }
 
     /// One iteration `t = iteration + 1`; logs, evaluates and checkpoints as configured.
@@ -541,6 +591,18 @@ impl Trainer {
         }
         adv_secs += t_buf.elapsed().as_secs_f64();
         self.iteration = t;
+        // Weight sync: the servers load version t now, not at the next rollout, so that they
+        // hold the trained weights when the run ends too.
+        if let Some(e) = &self.engine {
+            let t_sync = Instant::now();
+            if let Some(dir) = e.sync(&self.policy, t)? {
+                tracing::info!(
+                    "weights version {t} ({}) loaded by the servers in {:.1}s",
+                    dir.display(),
+                    t_sync.elapsed().as_secs_f64()
+                );
+            }
+        }
         // 9. Evaluation.
         let mut eval_secs = 0.0;
         if self.eval_due(t) {
