@@ -423,10 +423,9 @@ impl EndpointPool {
                         if text.trim().is_empty() {
                             return Ok(Value::Null);
                         }
-                        return serde_json::from_str(&text).or_else(|_| {
-                            // Some administrative routes answer plain text.
-                            Ok(Value::String(text))
-                        });
+                        // Some administrative routes answer plain text.
+                        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                        return Ok(v);
                     }
                     let short: String = text.chars().take(400).collect();
                     last = format!("HTTP {status} from POST {url}: {short}");
