@@ -77,6 +77,7 @@ fn empty_generation(with_entropy: bool) -> Generation {
         logprobs: vec![],
         entropies: with_entropy.then(Vec::new),
         finish: FinishReason::Length,
+        policy_version: None,
     }
 }
 

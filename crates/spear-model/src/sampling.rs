@@ -111,6 +111,10 @@ pub struct Generation {
     pub entropies: Option<Vec<f32>>,
     /// Why it stopped.
     pub finish: FinishReason,
+    /// The policy version (weight updates applied) that produced it, where the engine knows
+    /// it: the trainer's in-process engine and the HTTP engine set it; the bare sampler leaves
+    /// `None`.
+    pub policy_version: Option<u64>,
 }
 
 /// A rollout sampler. The local candle engine implements it; a vLLM/SGLang client can too.
@@ -324,6 +328,7 @@ pub fn generate(
                 logprobs: vec![],
                 entropies: params.with_entropy.then(Vec::new),
                 finish: FinishReason::Length,
+                policy_version: None,
             },
             stop: StopScanner::new(&params.stop_strings),
             done: false,
@@ -379,6 +384,7 @@ pub fn generate(
                             logprobs: vec![],
                             entropies: None,
                             finish: FinishReason::Length,
+                            policy_version: None,
                         },
                     ));
                     let _ = i;

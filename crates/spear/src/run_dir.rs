@@ -254,6 +254,10 @@ pub struct EpisodeRecord {
     /// (WebShop's reward in [0, 1], reported as "Score"); absent for household episodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_score: Option<f64>,
+    /// The policy version (weight updates applied) that generated the episode — the oldest
+    /// of its turns — where the engine reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<u64>,
     /// The turns.
     pub turns: Vec<TurnRecord>,
 }

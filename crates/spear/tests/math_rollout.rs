@@ -364,6 +364,7 @@ impl ChatSampler for Scripted {
                     text: tok.decode(&ids, true)?,
                     entropies: None,
                     finish: FinishReason::StopToken(3),
+                    policy_version: None,
                     token_ids: ids,
                 })
             })
@@ -603,6 +604,7 @@ impl ChatSampler for Replay {
                     text: tok.decode(&ids, true)?,
                     entropies: None,
                     finish: FinishReason::StopToken(3),
+                    policy_version: None,
                     token_ids: ids,
                 })
             })

@@ -151,6 +151,7 @@ fn synthetic_run(root: &Path, name: &str, estimator: &str, lr: f64, final_rate: 
                     episode_reward: if won { 10.0 } else { 0.0 },
                     score: if won { 10.0 } else { -0.3 },
                     task_score: None,
+                    policy_version: None,
                     turns,
                 }
             })

@@ -228,7 +228,7 @@ fn record_turn(
         response_mask: vec![1; gen.token_ids.len()],
         old_log_probs: gen.logprobs.clone(),
         rollout_log_probs: gen.logprobs.clone(),
-        policy_version: p.policy_version,
+        policy_version: gen.policy_version.unwrap_or(p.policy_version),
         step_reward: outcome.reward,
         episode_reward: 0.0,
         episode_length: 0,
@@ -241,6 +241,11 @@ fn record_turn(
         advantage: 0.0,
     };
     s.samples.push(samples.len());
+    // The episode's version: the oldest that produced one of its turns.
+    if let Some(v) = gen.policy_version {
+        let e = &mut s.episode.policy_version;
+        *e = Some(e.map_or(v, |x| x.min(v)));
+    }
     samples.push(sample);
     s.reward_sum += outcome.reward;
     s.episode.turns.push(TurnRecord {
@@ -443,7 +448,12 @@ pub fn rollout_agent<E: AgentEnv>(
             requests.push(request);
             prompts.push(text);
         }
-        let gens = sampler.generate(&requests, &p.sampling)?;
+        // One session per episode: its turns go to one server (prefix-cache hits).
+        let sessions: Vec<u64> = active
+            .iter()
+            .map(|&i| mix_seed(&[p.seed, p.iteration, i as u64, 0x5E5]))
+            .collect();
+        let gens = sampler.generate_in_sessions(&requests, &sessions, &p.sampling)?;
         anyhow::ensure!(
             gens.len() == requests.len(),
             "the sampler returned {} generations for {} requests",

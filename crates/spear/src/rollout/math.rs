@@ -229,6 +229,8 @@ struct Running {
     logprobs: Vec<f32>,
     turns: Vec<TurnRecord>,
     done: bool,
+    /// The oldest policy version among its turns.
+    policy_version: Option<u64>,
 }
 
 /// Runs `group_size` conversations per problem on `sampler` (see the module docs).
@@ -281,6 +283,7 @@ pub fn rollout_math(
                 logprobs: vec![],
                 turns: vec![],
                 done: false,
+                policy_version: None,
             });
         }
     }
@@ -329,8 +332,22 @@ pub fn rollout_math(
                 ..sampling.clone()
             };
             let t0 = Instant::now();
+            // One session per conversation: its turns go to one server (prefix-cache hits).
+            let sessions: Vec<u64> = part
+                .iter()
+                .map(|&i| {
+                    let r = &runs[i];
+                    turn_seed(
+                        seed,
+                        iteration,
+                        cfg.problem_index_offset + r.problem as u64,
+                        r.member as u64,
+                        u64::MAX,
+                    )
+                })
+                .collect();
             let part_gens = sampler
-                .generate(&requests, &params)
+                .generate_in_sessions(&requests, &sessions, &params)
                 .context("generating the next assistant turn")?;
             out.rollout.generate_secs += t0.elapsed().as_secs_f64();
             if part_gens.len() != requests.len() {
@@ -352,6 +369,9 @@ pub fn rollout_math(
                 bail!("the sampler returned fewer log-probs than tokens");
             }
             let ids = &g.token_ids[..keep];
+            if let Some(v) = g.policy_version {
+                r.policy_version = Some(r.policy_version.map_or(v, |x| x.min(v)));
+            }
             out.rollout.generated_tokens += keep as u64;
             r.response.extend_from_slice(ids);
             r.mask.extend(std::iter::repeat_n(1u8, keep));
@@ -473,6 +493,7 @@ pub fn rollout_math(
             episode_reward: s.outcome,
             score: 0.0,
             task_score: None,
+            policy_version: r.policy_version,
             turns,
         });
         out.conversations.push(ConversationInfo {

@@ -6,11 +6,12 @@
 
 pub mod agent;
 pub mod external;
+pub mod http;
 pub mod math;
 pub mod sampler;
 
 pub use external::{ExternalEngine, SnapshotEngine};
-pub use sampler::ChatSampler;
+pub use sampler::{ChatSampler, LocalEngine};
 
 use spear_rl::sample::StepSample;
 

@@ -2,8 +2,9 @@
 //! tool loop) needs from a model — its tokenizer and chat template, its context length and
 //! end-of-sequence ids, and one batched `generate` call: token ids in (with a seed per
 //! request), token ids, sampled log-probs and a finish reason out. The in-process [`Policy`]
-//! implements it; an HTTP client of an inference server (vLLM, SGLang, `spear serve`) is
-//! another implementation, and nothing else in the rollout or the trainer changes.
+//! implements it (and [`LocalEngine`], the policy with the trainer's policy version); the HTTP
+//! client of inference servers (vLLM, SGLang, `spear serve`, [`super::http`]) is another
+//! implementation, and nothing else in the rollout or the trainer changes.
 
 use serde_json::Value;
 use spear_model::{ChatMessage, GenRequest, Generation, Policy, SamplingParams, TextTokenizer};
@@ -35,6 +36,22 @@ pub trait ChatSampler: Sync {
         requests: &[GenRequest],
         params: &SamplingParams,
     ) -> spear_model::Result<Vec<Generation>>;
+    /// [`Self::generate`] with an episode key per request: an engine that routes requests
+    /// over several servers keeps one episode on one server (prefix-cache hits). Results do
+    /// not depend on the keys. The default ignores them.
+    fn generate_in_sessions(
+        &self,
+        requests: &[GenRequest],
+        sessions: &[u64],
+        params: &SamplingParams,
+    ) -> spear_model::Result<Vec<Generation>> {
+        let _ = sessions;
+        self.generate(requests, params)
+    }
+    /// The policy version (weight updates applied) generations come from, where known.
+    fn policy_version(&self) -> Option<u64> {
+        None
+    }
     /// Most tokens (prompt + generated) one sequence may hold.
     fn max_context(&self) -> usize;
     /// The model's end-of-sequence ids (besides the tokenizer's stop tokens).
@@ -72,6 +89,58 @@ impl ChatSampler for Policy {
     }
     fn eos_token_ids(&self) -> &[u32] {
         &self.model.config().eos_token_ids
+    }
+}
+
+/// The in-process policy as the trainer's engine: [`Policy`]'s generations, each stamped with
+/// the policy version (the trainer's completed iterations) that produced it.
+#[derive(Clone, Copy)]
+pub struct LocalEngine<'a> {
+    /// The policy.
+    pub policy: &'a Policy,
+    /// Its version.
+    pub version: u64,
+}
+
+impl ChatSampler for LocalEngine<'_> {
+    fn tokenizer(&self) -> &TextTokenizer {
+        &self.policy.tokenizer
+    }
+    fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[Value]>,
+        add_generation_prompt: bool,
+    ) -> spear_model::Result<String> {
+        self.policy
+            .render_chat(messages, tools, add_generation_prompt)
+    }
+    fn chat_prompt_ids(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[Value]>,
+    ) -> spear_model::Result<Vec<u32>> {
+        self.policy.chat_prompt_ids(messages, tools)
+    }
+    fn generate(
+        &self,
+        requests: &[GenRequest],
+        params: &SamplingParams,
+    ) -> spear_model::Result<Vec<Generation>> {
+        let mut gens = self.policy.generate(requests, params)?;
+        for g in &mut gens {
+            g.policy_version = Some(self.version);
+        }
+        Ok(gens)
+    }
+    fn max_context(&self) -> usize {
+        ChatSampler::max_context(self.policy)
+    }
+    fn eos_token_ids(&self) -> &[u32] {
+        &self.policy.model.config().eos_token_ids
+    }
+    fn policy_version(&self) -> Option<u64> {
+        Some(self.version)
     }
 }
 

@@ -326,6 +326,7 @@ impl Engine {
                     logprobs: vec![],
                     entropies: None,
                     finish: spear_model::FinishReason::Length,
+                    policy_version: None,
                 },
                 aborted: true,
                 prompt_ids: job.prompt_ids,

@@ -19,11 +19,12 @@ use spear_model::{AdamW, AdamWConfig, Decoder, LrSchedule, Policy};
 use spear_rl::replay::ReplayBuffer;
 use spear_rl::update_plan::UpdatePlan;
 
-use super::config::{RolloutMode, TrainConfig};
+use super::config::{EngineKind, RolloutMode, TrainConfig};
 use super::learn::{self, IterationInputs};
 use super::sft::{run_sft, run_sft_tokens, SftSettings};
 use super::state::{self, TrainerState};
 use super::update::run_update;
+use crate::rollout::http::{HttpEngine, HttpExternal};
 use crate::rollout::{ChatSampler, ExternalEngine};
 use crate::run_dir::{
     append_jsonl, drop_iteration_lines, remove_stale_temporaries, truncate_jsonl, EpisodeRecord,
@@ -330,8 +331,37 @@ impl Trainer {
             policy.tokenizer.vocab_size(),
             t0.elapsed().as_secs_f64()
         ));
+        let engine = match cfg.rollout.engine {
+            EngineKind::Local => None,
+            EngineKind::Http => {
+                let r = &cfg.rollout;
+                let sync_dir = if r.sync_dir.is_empty() {
+                    run.root.join("weights")
+                } else {
+                    std::path::PathBuf::from(&r.sync_dir)
+                };
+                let e = HttpEngine::new(r, sync_dir)?;
+                let infos = e.check(&policy)?;
+                let lens: Vec<String> = infos
+                    .iter()
+                    .map(|i| match i.max_model_len {
+                        Some(l) => format!("{} (context {l})", i.url),
+                        None => i.url.clone(),
+                    })
+                    .collect();
+                progress.line(&format!(
+                    "rollouts on {} {} server(s): {}; weights via {}",
+                    infos.len(),
+                    r.api,
+                    lens.join(", "),
+                    e.sync_dir().display()
+                ));
+                Some(Box::new(HttpExternal::new(e, &policy)?) as Box<dyn ExternalEngine>)
+            }
+        };
         let seed = cfg.run.seed;
         Ok(Self {
+            engine,
             opt: AdamW::new(adamw_config(&cfg)),
             buffer: ReplayBuffer::new(&cfg.rl.replay, mix_seed(&[seed, 0xB0FF])),
             rng: ChaCha8Rng::seed_from_u64(mix_seed(&[seed, 0x7A1])),
@@ -340,7 +370,6 @@ impl Trainer {
             suite,
             policy,
             reference: None,
-            engine: None,
             pending: None,
             _lock: lock,
             cfg,
@@ -517,6 +546,14 @@ impl Trainer {
 
     /// Spec §2.8 step 1, now: the collection of iteration `t` with the current weights.
     fn collect(&mut self, t: u64) -> anyhow::Result<Collected> {
+        if let Some(e) = &self.engine {
+            // Before the first rollout (after the warm start, or a resume) the engine loads the
+            // trainer's weights; nothing happens when it already holds this version.
+            if e.version() != self.iteration {
+                e.sync_weights(&self.policy, self.iteration)
+                    .context("loading the policy's weights into the rollout engine")?;
+            }
+        }
         let version = match &self.engine {
             Some(e) => e.version(),
             // The in-process sampler holds the weights of every update so far.

@@ -13,6 +13,7 @@
 //! [optim]    # AdamW and the micro-batch token budget
 //! [sft]      # supervised warm start from expert demonstrations
 //! [eval]     # held-out evaluation
+//! [rollout]  # the rollout engine: in-process, or inference servers over HTTP
 //! [rl]       # the learner: spear_rl::RlConfig ([rl.advantage], [rl.replay], [rl.loss], …)
 //! [rollout]  # collection mode (sync | async) and the async staleness bound
 //! ```
@@ -26,6 +27,7 @@ mod check;
 mod env;
 pub mod math;
 mod model;
+mod rollout;
 mod rollout_mode;
 mod sections;
 mod toml_io;
@@ -38,7 +40,8 @@ pub(crate) use self::check::check_pos;
 pub use self::env::{EnvConfig, EnvKind, HouseholdConfig, HouseholdSource, WebshopConfig};
 pub use self::math::{MathConfig, SandboxBackend};
 pub use self::model::{DeviceSpec, ModelSection, ModelSource, TinyArch, TinyTokenizer};
-pub use self::rollout_mode::{RolloutMode, RolloutModeConfig};
+pub use self::rollout::{ApiKind, EngineKind, RolloutSection};
+pub use self::rollout_mode::RolloutMode;
 pub use self::sections::{
     EvalConfig, EvalSplit, OptimConfig, RunConfig, SamplingSection, SftConfig,
 };
@@ -62,10 +65,10 @@ pub struct TrainConfig {
     pub sft: SftConfig,
     /// Evaluation.
     pub eval: EvalConfig,
+    /// The rollout engine (in-process, or inference servers over HTTP).
+    pub rollout: RolloutSection,
     /// The learner (`spear_rl::config::RlConfig`; its random draws are seeded from `run.seed`).
     pub rl: RlConfig,
-    /// Collection mode (`[rollout]`: `mode`, `max_staleness`).
-    pub rollout: RolloutModeConfig,
 }
 
 impl TrainConfig {
@@ -176,6 +179,7 @@ impl TrainConfig {
             }
             EnvKind::Household => self.validate_splits()?,
         }
+        self.rollout.validate()?;
         self.rl.validate().map_err(|e| prefix_key("rl", e))?;
         self.validate_cross_field()?;
         self.validate_rollout_mode()?;
@@ -290,8 +294,11 @@ impl TrainConfig {
 
     /// Keys that `spear train --resume RUN --set KEY=VALUE` may change: they do not change
     /// what the run already computed (how long it runs, evaluation and checkpoint cadence,
-    /// logging, and how the coming rollouts are collected: `rollout.mode`,
-    /// `rollout.max_staleness`).
+    /// logging, how the coming rollouts are collected (`rollout.mode`, `rollout.max_staleness`),
+    /// and where the inference servers are and how patiently they are waited for — the servers
+    /// load the run's weights at start-up, so moving them changes no result). The engine, the
+    /// dialect and the served model name stay: switching engines mid-run would change the
+    /// sampler's numbers.
     pub const RESUME_SETTABLE: &'static [&'static str] = &[
         "run.iterations",
         "run.eval_every",
@@ -299,6 +306,10 @@ impl TrainConfig {
         "run.log_episodes",
         "rollout.mode",
         "rollout.max_staleness",
+        "rollout.endpoints",
+        "rollout.request_timeout_s",
+        "rollout.max_retries",
+        "rollout.keep_weights",
     ];
 
     /// `--set` overrides on `--resume`: only [`Self::RESUME_SETTABLE`] keys; any other key is

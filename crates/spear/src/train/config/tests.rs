@@ -286,7 +286,7 @@ fn typed_values_parse_once_and_keep_their_spelling() {
 fn every_printed_key_documents_its_default() {
     const SOURCES: [&str; 8] = [
         include_str!("mod.rs"),
-        include_str!("rollout_mode.rs"),
+        include_str!("rollout.rs"),
         include_str!("sections.rs"),
         include_str!("env.rs"),
         include_str!("math.rs"),
@@ -296,6 +296,7 @@ fn every_printed_key_documents_its_default() {
     ];
     // Which struct each printed table is.
     const TABLES: [(&str, &str); 20] = [
+        ("rollout", "RolloutSection"),
         ("", "TrainConfig"),
         ("run", "RunConfig"),
         ("env", "EnvConfig"),
@@ -315,7 +316,6 @@ fn every_printed_key_documents_its_default() {
         ("rl.drbot", "DrBotConfig"),
         ("rl.replay", "ReplayConfig"),
         ("rl.update", "UpdateConfig"),
-        ("rollout", "RolloutModeConfig"),
     ];
     // (struct, field) → its doc comment.
     let mut docs = std::collections::BTreeMap::new();
@@ -497,4 +497,68 @@ fn rollout_mode_keys() {
         .with_resume_overrides(&["rollout.mode=async".into()])
         .unwrap();
     assert_eq!(r.rollout.mode, RolloutMode::Async);
+}
+
+/// `[rollout]`: the HTTP engine needs endpoints, each `http://host:port`; resume may move the
+/// servers but not switch engines.
+#[test]
+fn rollout_section_is_checked() {
+    let base = TrainConfig::default();
+    assert_eq!(base.rollout.engine, EngineKind::Local);
+    let e = base
+        .with_overrides(&["rollout.engine=http".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "rollout.endpoints");
+    assert!(e.message.contains("rollout.engine"), "{}", e.message);
+    let ok = base
+        .with_overrides(&[
+            "rollout.engine=http".into(),
+            "rollout.api=sglang".into(),
+            r#"rollout.endpoints=["http://127.0.0.1:8000", "http://[::1]:9/"]"#.into(),
+        ])
+        .unwrap();
+    assert_eq!(ok.rollout.api, ApiKind::Sglang);
+    for (bad, why) in [
+        ("https://h:1", "https"),
+        ("127.0.0.1:8000", "http://"),
+        ("http://h", "port"),
+        ("http://h:0", "port"),
+        ("http://h:99999", "port"),
+        ("http://h:80/v1", "path"),
+    ] {
+        let e = base
+            .with_overrides(&[format!("rollout.endpoints=[{bad:?}]")])
+            .unwrap_err();
+        assert_eq!(e.key, "rollout.endpoints", "{bad}");
+        assert!(e.message.contains(why), "{bad}: {}", e.message);
+    }
+    let e = base
+        .with_overrides(&[r#"rollout.endpoints=["http://a:1", "http://a:1/"]"#.into()])
+        .unwrap_err();
+    assert!(e.message.contains("twice"), "{}", e.message);
+    let e = base
+        .with_overrides(&["rollout.api=tgi".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "rollout.api");
+    let e = base
+        .with_overrides(&["rollout.keep_weights=0".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "rollout.keep_weights");
+    // A file with a bad endpoint: the error points at its line.
+    let text = "[rollout]\nengine = \"http\"\nendpoints = [\"ftp://x:1\"]\n";
+    let e = TrainConfig::from_toml_str(text).unwrap_err();
+    assert_eq!(e.key, "rollout.endpoints");
+    assert!(e.message.contains("line 3"), "{}", e.message);
+    // Resume: the servers may move; the engine may not change.
+    let c = ok
+        .with_resume_overrides(&[r#"rollout.endpoints=["http://10.0.0.2:8000"]"#.into()])
+        .unwrap();
+    assert_eq!(
+        c.rollout.endpoints,
+        vec!["http://10.0.0.2:8000".to_string()]
+    );
+    let e = ok
+        .with_resume_overrides(&["rollout.engine=local".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "rollout.engine");
 }
