@@ -176,13 +176,22 @@ impl EndpointPool {
     pub fn check(&self, need_context: usize) -> anyhow::Result<Vec<ServerInfo>> {
         let mut infos = vec![];
         for e in &self.endpoints {
-            self.get(e, "/health").map_err(|err| {
+            let health = self.get(e, "/health").map_err(|err| {
                 anyhow::anyhow!(
                     "inference server {} does not answer GET /health: {err}. Start it (see \
                      docs/scale-out.md) or fix rollout.endpoints",
                     e.url
                 )
             })?;
+            // `spear serve` started without a model waits for the first weight sync, which
+            // brings this policy (its config, so its context, too).
+            if self.opts.api == ApiKind::Spear && health["status"] == "no model" {
+                infos.push(ServerInfo {
+                    url: e.url.clone(),
+                    max_model_len: None,
+                });
+                continue;
+            }
             let models = self.get(e, "/v1/models");
             let max_len = match (models, self.opts.api) {
                 (Ok(v), _) => dialect::model_card(&v, &self.opts.model_name)
