@@ -46,3 +46,10 @@ PATH="$PY_VENV/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev" "$PY_VENV/bin/pyth
   || { echo "scripts/test.sh: building the Python package (pip install ./crates/spear-py) failed" >&2; exit 1; }
 "$PY_VENV/bin/python" -m pytest -q -p no:cacheprovider crates/spear-py/tests
 echo "scripts/test.sh: Python package built and tested in $((SECONDS - py_start)) s"
+
+# Rollouts on a real vLLM server (issue 14): vLLM 0.32.0's CPU build in a cached venv (installed
+# on first use, ~6 GB), an exported SmolLM2-135M policy, log-prob agreement, pause/reload/resume
+# and 2 iterations of `spear train` through it (scripts/test-vllm.sh says what it checks).
+vllm_start=$SECONDS
+SPEAR_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/spear" bash scripts/test-vllm.sh
+echo "scripts/test.sh: real-vLLM checks passed in $((SECONDS - vllm_start)) s"

@@ -243,8 +243,25 @@ pub fn load_checkpoint(
 /// adapters are folded into their base weights on the way out, the model itself keeps them),
 /// `generation_config.json` and, with a tokenizer, `tokenizer.json` + `tokenizer_config.json`.
 pub fn export_hf(dir: &Path, model: &Decoder, tokenizer: Option<&TextTokenizer>) -> Result<()> {
+    export_hf_with(dir, model, tokenizer, false)
+}
+
+/// [`export_hf`], and with `untie` a model with tied embeddings is written untied: the output
+/// head as its own `lm_head.weight` (a copy of the embedding) and `tie_word_embeddings: false`.
+/// The same function either way; vLLM 0.32.0 (CPU) needs it, because its `reload_weights`
+/// refreshes only one of the two uses of a tied embedding (measured with scripts/test-vllm.sh).
+pub fn export_hf_with(
+    dir: &Path,
+    model: &Decoder,
+    tokenizer: Option<&TextTokenizer>,
+    untie: bool,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let mut cfg = model.config().clone();
+    let untie = untie && cfg.tie_word_embeddings;
+    if untie {
+        cfg.tie_word_embeddings = false;
+    }
     if let Some(t) = tokenizer {
         for id in &t.stop_token_ids {
             if !cfg.eos_token_ids.contains(id) {
@@ -263,6 +280,11 @@ pub fn export_hf(dir: &Path, model: &Decoder, tokenizer: Option<&TextTokenizer>)
     let mut map: HashMap<String, Tensor> = HashMap::new();
     for (name, t) in merged_weights(model)? {
         map.insert(name, t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?);
+    }
+    if untie {
+        if let Some(e) = map.get("model.embed_tokens.weight").cloned() {
+            map.insert("lm_head.weight".into(), e);
+        }
     }
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());

@@ -312,6 +312,34 @@ fn hf_export_reloads_to_the_same_policy() {
     }
 }
 
+/// An untied export (what the vLLM weight sync writes) of a tied model: `lm_head.weight` is
+/// its own tensor equal to the embedding, the config says untied, and it reloads to the same
+/// log-probs.
+#[test]
+fn untied_hf_export_reloads_to_the_same_policy() {
+    let p = policy(Arch::Qwen2, 4);
+    assert!(p.model.config().tie_word_embeddings);
+    let dir = std::env::temp_dir().join(format!("spear-export-untied-{}", std::process::id()));
+    crate::checkpoint::export_hf_with(&dir, &p.model, Some(&p.tokenizer), true).unwrap();
+    let st = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let d = crate::test_util::max_abs_diff(&st["lm_head.weight"], &st["model.embed_tokens.weight"]);
+    assert_eq!(d, 0.0);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["tie_word_embeddings"], false);
+    let q = Policy::load(dir.to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
+    assert!(!q.model.config().tie_word_embeddings);
+    let pr = prompt(&p, "take apple");
+    let items = [ScoreItem {
+        prompt: &pr[..3],
+        response: &pr[3..],
+    }];
+    let a = p.score(&items, Mode::Infer, false).unwrap().logprobs;
+    let b = q.score(&items, Mode::Infer, false).unwrap().logprobs;
+    assert!(crate::test_util::max_abs_diff(&a, &b) < 1e-6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_model_specs_and_files_are_typed_errors() {
     let e = Policy::load("/nonexistent/model", DType::F32, &Device::Cpu)

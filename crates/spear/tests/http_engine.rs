@@ -634,7 +634,7 @@ fn too_small_context_or_wrong_model_is_refused() {
     let e = pool.check(1024).unwrap_err().to_string();
     assert!(e.contains("--max-model-len 1024"), "{e}");
     assert!(e.contains("context of 256"), "{e}");
-    assert!(e.contains("model.max_position_embeddings"), "{e}");
+    assert!(e.contains("sampling.max_new_tokens"), "{e}");
     pool.check(256).unwrap();
     assert_eq!(pool.max_model_len(), Some(256));
 

@@ -341,7 +341,7 @@ impl Trainer {
                     std::path::PathBuf::from(&r.sync_dir)
                 };
                 let e = HttpEngine::new(r, sync_dir)?;
-                let infos = e.check(&policy)?;
+                let infos = e.check(&policy, cfg.sampling.max_new_tokens as usize + 1)?;
                 let lens: Vec<String> = infos
                     .iter()
                     .map(|i| match i.max_model_len {

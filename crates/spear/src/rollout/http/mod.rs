@@ -24,7 +24,7 @@ use spear_model::{
 
 pub use self::pool::{EndpointPool, PoolOptions, ServerInfo};
 use crate::rollout::ChatSampler;
-use crate::train::config::RolloutSection;
+use crate::train::config::{ApiKind, RolloutSection};
 
 /// No version synced yet.
 const NONE: u64 = u64::MAX;
@@ -61,10 +61,23 @@ impl HttpEngine {
         }
     }
 
-    /// The start-up check against `policy` (see [`EndpointPool::check`]).
-    pub fn check(&self, policy: &Policy) -> anyhow::Result<Vec<ServerInfo>> {
-        self.pool
-            .check(policy.model.config().max_position_embeddings)
+    /// The start-up check (see [`EndpointPool::check`]): every server must hold at least
+    /// `min_context` positions (one prompt token plus `sampling.max_new_tokens`); a server with
+    /// less context than the policy's positions is accepted with a warning, and a prompt that
+    /// does not fit it is refused when it is sent, with the flag to set.
+    pub fn check(&self, policy: &Policy, min_context: usize) -> anyhow::Result<Vec<ServerInfo>> {
+        let infos = self.pool.check(min_context)?;
+        let own = policy.model.config().max_position_embeddings;
+        for i in &infos {
+            if let Some(l) = i.max_model_len.filter(|&l| l < own) {
+                tracing::warn!(
+                    "{} holds {l} positions, fewer than the policy's {own}: prompts longer than \
+                     {l} minus sampling.max_new_tokens will be refused",
+                    i.url
+                );
+            }
+        }
+        Ok(infos)
     }
 
     /// The policy version every server holds (None before the first sync).
@@ -82,7 +95,9 @@ impl HttpEngine {
             return Ok(None);
         }
         // LoRA adapters are folded into their base weights by the export.
-        let dir = sync::write_weights(&self.sync_dir, version, policy, self.keep)?;
+        // vLLM's reload_weights misses one use of a tied embedding: its servers get it untied.
+        let untie = self.pool.options().api == ApiKind::Vllm;
+        let dir = sync::write_weights(&self.sync_dir, version, policy, self.keep, untie)?;
         self.pool.sync_weights(&dir, version)?;
         self.version.store(version, Ordering::SeqCst);
         Ok(Some(dir))

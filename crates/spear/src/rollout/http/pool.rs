@@ -223,10 +223,9 @@ impl EndpointPool {
                     };
                     anyhow::bail!(
                         "inference server {} serves {:?} with a context of {len} tokens, but \
-                         the run needs {need_context} (the policy's positions, \
-                         model.max_position_embeddings, which the rollouts' prompt + \
-                         sampling.max_new_tokens are checked against): restart it with \
-                         {flag} {need_context}",
+                         the run needs at least {need_context} (a prompt plus \
+                         sampling.max_new_tokens; longer prompts are refused per request): \
+                         restart it with {flag} {need_context} or more",
                         e.url,
                         self.opts.model_name
                     );

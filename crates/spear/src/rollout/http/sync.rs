@@ -24,6 +24,7 @@ pub fn write_weights(
     version: u64,
     policy: &Policy,
     keep: usize,
+    untie: bool,
 ) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(sync_dir)
         .with_context(|| format!("creating rollout.sync_dir {}", sync_dir.display()))?;
@@ -32,7 +33,7 @@ pub fn write_weights(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
-    spear_model::checkpoint::export_hf(&tmp, &policy.model, Some(&policy.tokenizer))
+    spear_model::checkpoint::export_hf_with(&tmp, &policy.model, Some(&policy.tokenizer), untie)
         .with_context(|| format!("exporting the policy to {}", tmp.display()))?;
     for entry in std::fs::read_dir(&tmp)? {
         let p = entry?.path();
