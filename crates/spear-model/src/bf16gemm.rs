@@ -320,6 +320,14 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// The pointer `off` elements in. (A method, so closures capture the whole `OutPtr`, which
+    /// is `Send`, not its raw-pointer field.)
+    fn add(self, off: usize) -> *mut f32 {
+        self.0.wrapping_add(off)
+    }
+}
+
 /// `C (m × n, row-major, overwritten) = A (m × k) · B (k × n)` in bf16 with f32 sums, on `path`.
 /// Errors if the shapes disagree, a view reads out of bounds, or `path` is not available here.
 pub fn matmul(a: &MatRef, b: &MatRef, c: &mut [f32], path: Bf16Path) -> Result<(), String> {
@@ -430,7 +438,6 @@ fn small_m(a: &MatRef, b: &MatRef, c: &mut [f32]) {
     (0..n.div_ceil(cols_per_task))
         .into_par_iter()
         .for_each(|t| {
-            let out = out;
             let mut wr = if m > 2 { vec![0f32; k] } else { vec![] };
             for j in t * cols_per_task..((t + 1) * cols_per_task).min(n) {
                 let col = &b.data[j * b.cs..j * b.cs + k];
@@ -448,7 +455,7 @@ fn small_m(a: &MatRef, b: &MatRef, c: &mut [f32]) {
                         dot16_round(x, col)
                     };
                     // SAFETY: (i, j) is inside the m × n output; column j belongs to this task only.
-                    unsafe { *out.0.add(i * n + j) = s };
+                    unsafe { *out.add(i * n + j) = s };
                 }
             }
         });
@@ -532,7 +539,6 @@ fn blocked(
         let n1 = (n0 + nc).min(np);
         let m0 = mpart * per_part * 32;
         let m1 = ((mpart + 1) * per_part * 32).min(mp);
-        let out = out;
         let mut scratch = [0f32; 32 * 32];
         let run = |scratch: &mut [f32; 1024], mb: usize, nb: usize| match path {
             #[cfg(target_arch = "x86_64")]
@@ -559,7 +565,7 @@ fn blocked(
                     unsafe {
                         std::ptr::copy_nonoverlapping(
                             scratch.as_ptr().add(r * 32),
-                            out.0.add((mb + r) * n + nb),
+                            out.add((mb + r) * n + nb),
                             cols,
                         );
                     }
@@ -664,7 +670,11 @@ mod amx {
     }
 }
 
+// The AVX-512 intrinsics are stable since Rust 1.89, so building needs Rust >= 1.89 although the
+// workspace's `rust-version` says 1.85 (raising it turns on `manual_is_multiple_of` in spear-rl
+// and spear-envs: left to a separate change).
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
 mod avx512 {
     use std::arch::x86_64::*;
 
