@@ -691,7 +691,7 @@ fn engine_sync_writes_stable_directories_and_keeps_k() {
     let m = mock(ApiKind::Vllm, Arc::default());
     let pool = EndpointPool::new(options(ApiKind::Vllm, vec![m.url.clone()])).unwrap();
     let engine = HttpEngine::with_pool(pool, out.join("weights"), 2);
-    engine.check(&policy).unwrap();
+    engine.check(&policy, 64).unwrap();
     assert_eq!(engine.version(), None);
     for v in 0..3 {
         assert!(engine.sync(&policy, v).unwrap().is_some());
