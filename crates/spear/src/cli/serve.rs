@@ -137,6 +137,10 @@ pub struct LogprobArgs {
     /// Score under softmax(logits / T): the distribution a sampler at temperature T reports.
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
+    /// Device: `cpu` or `cuda:N` (a build with `--features cuda`; then `--model` is an HF
+    /// directory, a `.gguf` file or a known model name).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// `spear score logprobs`: reads JSON lines `{"prompt_ids": [...], "token_ids": [...]}` on stdin
@@ -150,7 +154,15 @@ pub fn score_logprobs(args: LogprobArgs) -> anyhow::Result<()> {
         "--temperature {} must be > 0",
         args.temperature
     );
-    let policy = load_model(&args.model)?;
+    let policy = if args.device == "cpu" {
+        load_model(&args.model)?
+    } else {
+        let dev = spear::train::config::DeviceSpec::parse(&args.device)
+            .map_err(|e| anyhow::anyhow!("--device: {}", e.message))?
+            .device()?;
+        Policy::load(&args.model, candle_core::DType::F32, &dev)
+            .with_context(|| format!("--model {} on {}", args.model, args.device))?
+    };
     for (i, line) in std::io::stdin().lock().lines().enumerate() {
         let line = line.context("reading stdin")?;
         if line.trim().is_empty() {
