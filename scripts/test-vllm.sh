@@ -186,13 +186,14 @@ log "(b) $out"
 # and within TOL: the server samples with the trainer's exported weights, not the script's
 # export. Small settings: no warm start (the instruct model as it is, which rarely writes a
 # valid action, so the Dr.BoT response filters are off and every group is kept, leaving tokens
-# to compare), 2 tasks x 2 episodes x 3 turns, short responses, no evaluation. That the server
+# to compare), 2 tasks x 2 episodes x 3 turns, short responses, no evaluation (run.eval_every = 0:
+# an evaluation would run the 135M policy in process, slowly in the debug build the tests use). That the server
 # follows new weights is (b); here the update of an untrained model has little to learn.
 if [[ -n "${SPEAR_VLLM_SKIP_TRAIN:-}" ]]; then
   log "(c) SKIPPED on request (SPEAR_VLLM_SKIP_TRAIN set): spear train through vLLM was NOT checked"
 else
   TRAIN_ARGS=(--preset "${SPEAR_VLLM_PRESET:-household-smollm2}" --set "model.name=$MODEL" --set run.iterations=2
-              --set "run.out_dir=$W/runs" --set run.name=vllm --set run.eval_before=false --set run.eval_every=1000
+              --set "run.out_dir=$W/runs" --set run.name=vllm --set run.eval_before=false --set run.eval_every=0
               --set env.tasks_per_iter=2 --set env.group_size=2 --set env.max_turns=3 --set env.history_length=2
               --set sft.enabled=false --set sampling.max_new_tokens=48 --set rl.drbot.max_response_length=48
               --set rl.drbot.filter_overlong=false --set rl.drbot.filter_incomplete=false
