@@ -361,7 +361,8 @@ fn concurrent_requests_are_all_answered_and_late_ones_join_the_running_batch() {
         })
         .collect();
     // A long request first; the others arrive while it decodes.
-    let mut long = completion(&prompts[0], 2000, 1.0, 100);
+    const LONG: usize = 4000;
+    let mut long = completion(&prompts[0], LONG, 1.0, 100);
     long["ignore_eos"] = json!(true);
     let long_thread = {
         let (agent, url) = (s.agent.clone(), format!("{}/v1/completions", s.base));
@@ -390,21 +391,22 @@ fn concurrent_requests_are_all_answered_and_late_ones_join_the_running_batch() {
         })
         .collect();
     let answers: Vec<Value> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    // The short ones were answered while the long one was still decoding: they joined it.
+    // The short ones joined the batch the long one was decoding (they were sent after it had
+    // decoded 3 steps). Whether it is still running once they are answered depends on the
+    // machine's speed, so only the join is asserted.
     assert!(
-        s.metric("spear_running") >= 1,
-        "the long request finished first"
+        s.metric("spear_joined_running_batch_total") >= 1,
+        "no request joined the running batch"
     );
-    assert!(s.metric("spear_joined_running_batch_total") >= 1);
     assert!(s.metric("spear_max_batch_seen") >= 2);
     let long = long_thread.join().unwrap();
     assert_eq!(long["choices"][0]["finish_reason"], "length");
     assert_eq!(
         long["choices"][0]["token_ids"].as_array().unwrap().len(),
-        2000
+        LONG
     );
     // In a batch the numbers agree with in-process generation up to matmul rounding.
-    let mut p0 = params(2000, 1.0);
+    let mut p0 = params(LONG, 1.0);
     p0.ignore_eos = true;
     let mut worst = assert_matches_in_process(&policy, &prompts[0], &p0, 100, &long["choices"][0]);
     for (i, a) in (1..8).zip(&answers) {
