@@ -43,8 +43,16 @@ PY
 }
 echo "| engine | iterations | env steps | collection s | env steps/s | generated tokens/s |"
 echo "|---|---:|---:|---:|---:|---:|"
-run local-sync
-run local-async --set rollout.mode=async
-run serve1-sync --set rollout.engine=http --set rollout.api=spear --set "rollout.endpoints=[\"$U1\"]"
-run serve2-sync --set rollout.engine=http --set rollout.api=spear --set "rollout.endpoints=[\"$U1\",\"$U2\"]"
-run serve2-async --set rollout.engine=http --set rollout.api=spear --set "rollout.endpoints=[\"$U1\",\"$U2\"]" --set rollout.mode=async
+# BENCH_CONFIGS picks rows (default all). local-async samples each episode alone in process
+# (no batching): far slower, which is why async is meant for engines with their own weights.
+CONFIGS="${BENCH_CONFIGS:-local-sync local-async serve1-sync serve2-sync serve2-async}"
+for c in $CONFIGS; do
+    case "$c" in
+        local-sync) run local-sync ;;
+        local-async) run local-async --set rollout.mode=async ;;
+        serve1-sync) run serve1-sync --set rollout.engine=http --set rollout.api=spear --set "rollout.endpoints=[\"$U1\"]" ;;
+        serve2-sync) run serve2-sync --set rollout.engine=http --set rollout.api=spear --set "rollout.endpoints=[\"$U1\",\"$U2\"]" ;;
+        serve2-async) run serve2-async --set rollout.engine=http --set rollout.api=spear --set "rollout.endpoints=[\"$U1\",\"$U2\"]" --set rollout.mode=async ;;
+        *) echo "bench-rollout.sh: unknown config $c" >&2; exit 2 ;;
+    esac
+done
