@@ -7,10 +7,8 @@
 //! the run fails with an error that names them (and keeps its completed iterations).
 
 mod common;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{lines, spear, tiny_sets, tmp};
@@ -29,24 +27,7 @@ impl Drop for Server {
 }
 
 fn start_server() -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spear"))
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(a) = line.strip_prefix("spear serve: listening on ") {
-                let _ = tx.send(a.to_string());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("spear serve printed its address");
+    let (child, base) = common::spawn_serve(&[], Stdio::null());
     Server { child, base }
 }
 

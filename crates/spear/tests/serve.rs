@@ -3,10 +3,9 @@
 //! routes `/pause?mode=`, `/resume`, `/is_paused`, `/collective_rpc`, `/reset_prefix_cache`;
 //! shared/docs/scale-out.md §8 lists what was verified against the real server).
 
-use std::io::{BufRead, BufReader};
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -68,25 +67,7 @@ fn agent() -> ureq::Agent {
 }
 
 fn start(args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spear"))
-        .args(["serve", "--port", "0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(a) = line.strip_prefix("spear serve: listening on ") {
-                let _ = tx.send(a.to_string());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("spear serve printed its address");
+    let (child, base) = common::spawn_serve(args, Stdio::inherit());
     Server {
         child,
         base,

@@ -140,3 +140,29 @@ pub fn tiny_sets(out: &Path, name: &str, iterations: u64) -> Vec<String> {
     .into_iter()
     .collect()
 }
+
+/// Starts `spear serve --port 0 ARGS` and returns the process and its base URL, read from the
+/// `spear serve: listening on URL` line it prints (shared by `serve.rs` and `scale_out.rs`).
+pub fn spawn_serve(args: &[&str], stderr: Stdio) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = spear()
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(a) = line.strip_prefix("spear serve: listening on ") {
+                let _ = tx.send(a.to_string());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("spear serve printed its address");
+    (child, base)
+}
