@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rollout throughput, one run on one machine (issue 14): `spear train --preset household-tiny`
 # for N iterations with rollouts in process (sync, async), on one and on two `spear serve`
-# processes (sync, async). Prints environment steps/s and generated tokens/s of the collection
+# processes (sync, async), every row from one shared warm start (`spear sft`). Prints environment steps/s and generated tokens/s of the collection
 # phase (metrics.jsonl: samples, gen_tokens_per_s, time.generate + time.env).
 #   SPEAR_BIN=target/release/spear bash scripts/bench-rollout.sh [ITERATIONS]
 set -euo pipefail
@@ -24,10 +24,16 @@ serve() {
     echo "bench-rollout.sh: spear serve did not start" >&2; exit 1
 }
 U1=$(serve a); U2=$(serve b)
+# One warm start for every row (the preset's `spear sft`), so the rows differ only in the engine.
+"$SPEAR" sft --preset household-tiny --set "run.out_dir=\"$W/runs\"" --set run.name=warm > "$W/warm.log" 2>&1 \
+    || { tail -20 "$W/warm.log" >&2; exit 1; }
+WARM="$W/runs/warm-sft"
+[ -f "$WARM/checkpoints/latest" ] || { echo "bench-rollout.sh: no warm start in $WARM" >&2; exit 1; }
 run() {
     local name=$1; shift
     "$SPEAR" train --preset household-tiny --set run.iterations="$N" --set run.eval_before=false \
-        --set run.eval_every=1000 --set "run.out_dir=\"$W/runs\"" --set run.name="$name" "$@" > "$W/$name.log" 2>&1 \
+        --set run.eval_every=1000 --set "run.out_dir=\"$W/runs\"" --set run.name="$name" \
+        --set "model.init_checkpoint=\"$WARM\"" "$@" > "$W/$name.log" 2>&1 \
         || { tail -20 "$W/$name.log" >&2; exit 1; }
     python3 - "$W/runs/$name/metrics.jsonl" "$name" <<'PY'
 import json, sys
