@@ -34,5 +34,7 @@ pub use error::HouseholdError;
 pub use game::{Game, TwPddl};
 pub use generator::{GeneratorConfig, Split};
 pub use play::{Feedback, Playthrough};
-pub use split::{expert_demo, generate_split, ExpertStep, GameSet, GameSource};
+pub use split::{
+    expert_demo, generate_split, searching_expert_demo, ExpertStep, GameSet, GameSource,
+};
 pub use task::TaskType;

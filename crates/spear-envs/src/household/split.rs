@@ -133,14 +133,72 @@ pub struct ExpertStep {
 /// triples; uses the file's walkthrough or else the planner's. Errors if the
 /// walkthrough does not win.
 pub fn expert_demo(game: &Arc<Game>) -> Result<Vec<ExpertStep>, HouseholdError> {
-    let plan = match &game.walkthrough {
+    replay_demo(game, expert_plan(game)?)
+}
+
+/// A *searching* expert's demonstration: the walkthrough, except that before its first
+/// `go to` the expert visits the room's other receptacles in a random order (seeded by
+/// `seed`) until it reaches the walkthrough's one, as an agent that cannot see inside
+/// receptacles would. Its position in the random order is uniform, so with `n` places to go
+/// the expert goes straight there with probability 1/n. A warm start on these leaves the
+/// first choice of where to look spread over the room, which is what RL then sharpens
+/// (docs/training.md, "Issue 18"). Where the detours would make the walkthrough fail, the
+/// demonstration is the walkthrough. Errors like [`expert_demo`].
+pub fn searching_expert_demo(
+    game: &Arc<Game>,
+    seed: u64,
+) -> Result<Vec<ExpertStep>, HouseholdError> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let plan = expert_plan(game)?;
+    let Some(first_go) = plan.iter().position(|a| a.starts_with("go to ")) else {
+        return replay_demo(game, plan);
+    };
+    // The admissible `go to`s where the walkthrough's first one is taken.
+    let mut p = Playthrough::new(game.clone());
+    for a in &plan[..first_go] {
+        if !p.step_fast(a) {
+            return replay_demo(game, plan);
+        }
+    }
+    let mut places: Vec<String> = p
+        .admissible()
+        .into_iter()
+        .filter(|a| a.starts_with("go to "))
+        .collect();
+    if !places.contains(&plan[first_go]) {
+        return replay_demo(game, plan);
+    }
+    places.sort();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    places.shuffle(&mut rng);
+    let detours: Vec<String> = places
+        .into_iter()
+        .take_while(|a| *a != plan[first_go])
+        .collect();
+    let mut searched = plan[..first_go].to_vec();
+    searched.extend(detours);
+    searched.extend_from_slice(&plan[first_go..]);
+    // A detour can make a later walkthrough step inadmissible (a `go to` a place that shares
+    // the detour's location); then this game's demonstration is the walkthrough.
+    replay_demo(game, searched).or_else(|_| replay_demo(game, plan))
+}
+
+/// The file's walkthrough, or else the planner's.
+fn expert_plan(game: &Arc<Game>) -> Result<Vec<String>, HouseholdError> {
+    Ok(match &game.walkthrough {
         Some(w) => w.clone(),
         None => {
             super::planner::plan(game, super::planner::DEFAULT_NODE_LIMIT).ok_or_else(|| {
                 HouseholdError::Invalid(format!("{}: the planner found no plan", game.source))
             })?
         }
-    };
+    })
+}
+
+/// Replays `plan` into (observation, admissible, action) triples; errors if a command is not
+/// admissible or the plan does not win.
+fn replay_demo(game: &Arc<Game>, plan: Vec<String>) -> Result<Vec<ExpertStep>, HouseholdError> {
     let mut p = Playthrough::new(game.clone());
     let mut steps = Vec::with_capacity(plan.len());
     for a in plan {
@@ -194,5 +252,53 @@ mod tests {
         .load(2)
         .unwrap();
         assert_eq!(set.games.len(), 3);
+    }
+
+    /// The searching expert wins every game, keeps the walkthrough after its detours, takes
+    /// only admissible `go to`s as detours, is a function of its seed, and goes straight to the
+    /// walkthrough's place in some games and detours in others.
+    #[test]
+    fn searching_expert_detours_then_follows_the_walkthrough() {
+        let cfg = GeneratorConfig {
+            seed: 5,
+            ..Default::default()
+        };
+        let games = generate_split(&cfg, Split::Train, 24, 2).unwrap();
+        let (mut straight, mut detoured) = (0, 0);
+        for (i, g) in games.iter().enumerate() {
+            let plan = g.walkthrough.clone().unwrap();
+            let demo = searching_expert_demo(g, i as u64).unwrap();
+            assert_eq!(demo, searching_expert_demo(g, i as u64).unwrap());
+            assert!(demo.iter().all(|s| s.admissible.contains(&s.action)));
+            let extra = demo.len() - plan.len();
+            let actions: Vec<&str> = demo.iter().map(|s| s.action.as_str()).collect();
+            let first_go = plan.iter().position(|a| a.starts_with("go to ")).unwrap();
+            assert_eq!(
+                actions[..first_go],
+                plan[..first_go]
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()[..]
+            );
+            assert!(actions[first_go..first_go + extra]
+                .iter()
+                .all(|a| a.starts_with("go to ") && *a != plan[first_go]));
+            assert_eq!(
+                actions[first_go + extra..],
+                plan[first_go..]
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()[..]
+            );
+            if extra == 0 {
+                straight += 1;
+            } else {
+                detoured += 1;
+            }
+        }
+        assert!(
+            straight > 0 && detoured > 0,
+            "{straight} straight, {detoured} detoured"
+        );
     }
 }

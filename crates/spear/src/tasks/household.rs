@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use spear_envs::household::{
-    expert_demo, GameSet, GameSource, GeneratorConfig, HouseholdEnv, Split,
+    expert_demo, searching_expert_demo, GameSet, GameSource, GeneratorConfig, HouseholdEnv, Split,
 };
 use spear_envs::Environment;
 use spear_model::Policy;
@@ -17,7 +17,7 @@ use crate::agent::memory::Memory;
 use crate::agent::prompts::{household_prompt, household_task};
 use crate::rollout::ChatSampler;
 use crate::run_dir::EvalRecord;
-use crate::train::config::{EvalSplit, HouseholdSource, ModelSource, TrainConfig};
+use crate::train::config::{EvalSplit, HouseholdDemos, HouseholdSource, ModelSource, TrainConfig};
 use crate::train::setup::{build_policy, demo_response, SftExample};
 
 /// The household splits of a run.
@@ -82,16 +82,36 @@ pub fn load_household(cfg: &TrainConfig) -> anyhow::Result<HouseholdTasks> {
     Ok(HouseholdTasks { train, evals })
 }
 
+/// Which expert [`household_sft_examples`] replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demos {
+    /// The walkthrough ([`expert_demo`]).
+    Walkthrough,
+    /// The searching expert ([`searching_expert_demo`]); game `i` uses the seed
+    /// `seed · 1 000 003 + i`, so the demonstrations are data, fixed by the generator seed.
+    Searching {
+        /// The generator seed.
+        seed: u64,
+    },
+}
+
 /// Expert demonstrations of `games` rendered exactly as the RL prompts of the agent loop
 /// (spec §7): one example per expert step, history of `history_length` pairs.
 pub fn household_sft_examples(
     games: &GameSet,
     count: usize,
     history_length: usize,
+    demos: Demos,
 ) -> anyhow::Result<Vec<SftExample>> {
     let mut out = vec![];
-    for game in games.games.iter().take(count) {
-        let demo = match expert_demo(game) {
+    for (i, game) in games.games.iter().take(count).enumerate() {
+        let demo = match demos {
+            Demos::Walkthrough => expert_demo(game),
+            Demos::Searching { seed } => {
+                searching_expert_demo(game, seed.wrapping_mul(1_000_003).wrapping_add(i as u64))
+            }
+        };
+        let demo = match demo {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!("no demonstration for {}: {e}", game.source);
@@ -148,7 +168,14 @@ pub fn household_run(
     };
     // A tiny policy's vocabulary is built from the text, the demonstrations included.
     let examples = if cfg.sft.enabled || matches!(cfg.model.name, ModelSource::Tiny) {
-        household_sft_examples(&tasks.train, n_demo, cfg.env.history_length as usize)?
+        let h = &cfg.env.household;
+        let demos = match h.demonstrations {
+            HouseholdDemos::Walkthrough => Demos::Walkthrough,
+            HouseholdDemos::Searching => Demos::Searching {
+                seed: h.generator_seed,
+            },
+        };
+        household_sft_examples(&tasks.train, n_demo, cfg.env.history_length as usize, demos)?
     } else {
         vec![]
     };

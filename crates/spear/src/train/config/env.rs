@@ -110,6 +110,22 @@ pub struct HouseholdConfig {
     pub train_games: u64,
     /// Generated games per evaluation split (0 = ALFWorld's 140 / 134). Default 0.
     pub eval_games: u64,
+    /// Warm-start demonstrations: `walkthrough` (the planner's or the file's path, straight to
+    /// the object) or `searching` (the same, but before its first `go to` the expert visits
+    /// other receptacles in a random order, seeded per game, until it reaches the
+    /// walkthrough's one: an expert that cannot see inside receptacles). Default `walkthrough`.
+    pub demonstrations: HouseholdDemos,
+}
+
+/// Which expert the household warm start imitates (`env.household.demonstrations`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HouseholdDemos {
+    /// The walkthrough, straight to the object.
+    #[default]
+    Walkthrough,
+    /// Random detours to other receptacles before the walkthrough's first `go to`.
+    Searching,
 }
 
 impl Default for HouseholdConfig {
@@ -124,6 +140,7 @@ impl Default for HouseholdConfig {
             max_instances: 3,
             train_games: 0,
             eval_games: 0,
+            demonstrations: HouseholdDemos::Walkthrough,
         }
     }
 }

@@ -37,7 +37,9 @@ use spear_rl::config::{ConfigError, RlConfig, ToolCallReward, ToolCallVariant};
 
 use self::check::check_f;
 pub(crate) use self::check::check_pos;
-pub use self::env::{EnvConfig, EnvKind, HouseholdConfig, HouseholdSource, WebshopConfig};
+pub use self::env::{
+    EnvConfig, EnvKind, HouseholdConfig, HouseholdDemos, HouseholdSource, WebshopConfig,
+};
 pub use self::math::{MathConfig, SandboxBackend};
 pub use self::model::{DeviceSpec, ModelSection, ModelSource, TinyArch, TinyTokenizer};
 pub use self::rollout::{ApiKind, EngineKind, RolloutSection};

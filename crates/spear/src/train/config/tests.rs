@@ -562,3 +562,25 @@ fn rollout_section_is_checked() {
         .unwrap_err();
     assert_eq!(e.key, "rollout.engine");
 }
+
+/// `env.household.demonstrations` takes the two expert names; anything else is an error that
+/// names the key.
+#[test]
+fn household_demonstrations_parse_and_reject_unknown_names() {
+    let base = TrainConfig::default();
+    assert_eq!(
+        base.env.household.demonstrations,
+        env::HouseholdDemos::Walkthrough
+    );
+    let c = base
+        .with_overrides(&["env.household.demonstrations=\"searching\"".into()])
+        .unwrap();
+    assert_eq!(
+        c.env.household.demonstrations,
+        env::HouseholdDemos::Searching
+    );
+    let e = base
+        .with_overrides(&["env.household.demonstrations=\"random\"".into()])
+        .unwrap_err();
+    assert!(e.key.contains("demonstrations"), "{} {}", e.key, e.message);
+}
