@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use candle_core::Var;
-use serde_json::Value;
-use spear_model::{ChatMessage, GenRequest, Generation, Policy, SamplingParams, TextTokenizer};
+use spear_model::{GenRequest, Generation, Policy, SamplingParams};
 
 use super::ChatSampler;
 
@@ -81,25 +80,7 @@ impl ExternalEngine for SnapshotEngine {
 }
 
 impl ChatSampler for SnapshotEngine {
-    fn tokenizer(&self) -> &TextTokenizer {
-        &self.policy.tokenizer
-    }
-    fn render_chat(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&[Value]>,
-        add_generation_prompt: bool,
-    ) -> spear_model::Result<String> {
-        self.policy
-            .render_chat(messages, tools, add_generation_prompt)
-    }
-    fn chat_prompt_ids(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&[Value]>,
-    ) -> spear_model::Result<Vec<u32>> {
-        self.policy.chat_prompt_ids(messages, tools)
-    }
+    crate::rollout::sampler::chat_front!(policy);
     fn generate(
         &self,
         requests: &[GenRequest],

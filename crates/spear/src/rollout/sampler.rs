@@ -9,6 +9,34 @@
 use serde_json::Value;
 use spear_model::{ChatMessage, GenRequest, Generation, Policy, SamplingParams, TextTokenizer};
 
+/// The text side of a [`ChatSampler`] whose tokenizer and chat template are those of a
+/// [`Policy`] field (`tokenizer`, `render_chat`, `chat_prompt_ids`): the in-process engine,
+/// the snapshot engine and the HTTP front ends all render prompts with the trainer's policy.
+macro_rules! chat_front {
+    ($field:ident) => {
+        fn tokenizer(&self) -> &spear_model::TextTokenizer {
+            &self.$field.tokenizer
+        }
+        fn render_chat(
+            &self,
+            messages: &[spear_model::ChatMessage],
+            tools: Option<&[serde_json::Value]>,
+            add_generation_prompt: bool,
+        ) -> spear_model::Result<String> {
+            self.$field
+                .render_chat(messages, tools, add_generation_prompt)
+        }
+        fn chat_prompt_ids(
+            &self,
+            messages: &[spear_model::ChatMessage],
+            tools: Option<&[serde_json::Value]>,
+        ) -> spear_model::Result<Vec<u32>> {
+            self.$field.chat_prompt_ids(messages, tools)
+        }
+    };
+}
+pub(crate) use chat_front;
+
 /// A model the rollouts can drive.
 pub trait ChatSampler: Sync {
     /// The tokenizer whose ids `generate` takes and returns.
@@ -103,25 +131,7 @@ pub struct LocalEngine<'a> {
 }
 
 impl ChatSampler for LocalEngine<'_> {
-    fn tokenizer(&self) -> &TextTokenizer {
-        &self.policy.tokenizer
-    }
-    fn render_chat(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&[Value]>,
-        add_generation_prompt: bool,
-    ) -> spear_model::Result<String> {
-        self.policy
-            .render_chat(messages, tools, add_generation_prompt)
-    }
-    fn chat_prompt_ids(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&[Value]>,
-    ) -> spear_model::Result<Vec<u32>> {
-        self.policy.chat_prompt_ids(messages, tools)
-    }
+    crate::rollout::sampler::chat_front!(policy);
     fn generate(
         &self,
         requests: &[GenRequest],

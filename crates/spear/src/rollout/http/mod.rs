@@ -16,11 +16,7 @@ pub mod sync;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::Value;
-use spear_model::{
-    ChatMessage, FinishReason, GenRequest, Generation, ModelError, Policy, SamplingParams,
-    TextTokenizer,
-};
+use spear_model::{FinishReason, GenRequest, Generation, ModelError, Policy, SamplingParams};
 
 pub use self::pool::{EndpointPool, PoolOptions, ServerInfo};
 use crate::rollout::ChatSampler;
@@ -147,25 +143,7 @@ impl HttpExternal {
 }
 
 impl ChatSampler for HttpExternal {
-    fn tokenizer(&self) -> &TextTokenizer {
-        &self.front.tokenizer
-    }
-    fn render_chat(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&[Value]>,
-        add_generation_prompt: bool,
-    ) -> spear_model::Result<String> {
-        self.front
-            .render_chat(messages, tools, add_generation_prompt)
-    }
-    fn chat_prompt_ids(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&[Value]>,
-    ) -> spear_model::Result<Vec<u32>> {
-        self.front.chat_prompt_ids(messages, tools)
-    }
+    crate::rollout::sampler::chat_front!(front);
     fn generate(
         &self,
         requests: &[GenRequest],
@@ -284,25 +262,7 @@ fn http_err(e: anyhow::Error) -> ModelError {
 }
 
 impl ChatSampler for HttpSampler<'_> {
-    fn tokenizer(&self) -> &TextTokenizer {
-        &self.policy.tokenizer
-    }
-    fn render_chat(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&[Value]>,
-        add_generation_prompt: bool,
-    ) -> spear_model::Result<String> {
-        self.policy
-            .render_chat(messages, tools, add_generation_prompt)
-    }
-    fn chat_prompt_ids(
-        &self,
-        messages: &[ChatMessage],
-        tools: Option<&[Value]>,
-    ) -> spear_model::Result<Vec<u32>> {
-        self.policy.chat_prompt_ids(messages, tools)
-    }
+    crate::rollout::sampler::chat_front!(policy);
     fn generate(
         &self,
         requests: &[GenRequest],
