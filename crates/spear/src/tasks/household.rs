@@ -82,32 +82,22 @@ pub fn load_household(cfg: &TrainConfig) -> anyhow::Result<HouseholdTasks> {
     Ok(HouseholdTasks { train, evals })
 }
 
-/// Which expert [`household_sft_examples`] replays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Demos {
-    /// The walkthrough ([`expert_demo`]).
-    Walkthrough,
-    /// The searching expert ([`searching_expert_demo`]); game `i` uses the seed
-    /// `seed · 1 000 003 + i`, so the demonstrations are data, fixed by the generator seed.
-    Searching {
-        /// The generator seed.
-        seed: u64,
-    },
-}
-
 /// Expert demonstrations of `games` rendered exactly as the RL prompts of the agent loop
-/// (spec §7): one example per expert step, history of `history_length` pairs.
+/// (spec §7): one example per expert step, history of `history_length` pairs. With the
+/// searching expert, game `i` uses the seed `seed · 1 000 003 + i` (`seed`: the generator
+/// seed), so the demonstrations are data, fixed by the generator seed.
 pub fn household_sft_examples(
     games: &GameSet,
     count: usize,
     history_length: usize,
-    demos: Demos,
+    demos: HouseholdDemos,
+    seed: u64,
 ) -> anyhow::Result<Vec<SftExample>> {
     let mut out = vec![];
     for (i, game) in games.games.iter().take(count).enumerate() {
         let demo = match demos {
-            Demos::Walkthrough => expert_demo(game),
-            Demos::Searching { seed } => {
+            HouseholdDemos::Walkthrough => expert_demo(game),
+            HouseholdDemos::Searching => {
                 searching_expert_demo(game, seed.wrapping_mul(1_000_003).wrapping_add(i as u64))
             }
         };
@@ -169,13 +159,13 @@ pub fn household_run(
     // A tiny policy's vocabulary is built from the text, the demonstrations included.
     let examples = if cfg.sft.enabled || matches!(cfg.model.name, ModelSource::Tiny) {
         let h = &cfg.env.household;
-        let demos = match h.demonstrations {
-            HouseholdDemos::Walkthrough => Demos::Walkthrough,
-            HouseholdDemos::Searching => Demos::Searching {
-                seed: h.generator_seed,
-            },
-        };
-        household_sft_examples(&tasks.train, n_demo, cfg.env.history_length as usize, demos)?
+        household_sft_examples(
+            &tasks.train,
+            n_demo,
+            cfg.env.history_length as usize,
+            h.demonstrations,
+            h.generator_seed,
+        )?
     } else {
         vec![]
     };
