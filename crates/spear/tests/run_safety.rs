@@ -344,3 +344,62 @@ fn a_config_that_cannot_run_fails_before_any_work() {
     assert!(!out.join("x/checkpoints").exists(), "work was done first");
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// `model.init_checkpoint` takes a run directory, its `checkpoints` folder or one checkpoint,
+/// and all three load the same weights (the latest complete checkpoint for the first two);
+/// a path with none names itself and the forms it accepts.
+#[test]
+fn init_checkpoint_accepts_a_run_its_checkpoints_folder_or_one_checkpoint() {
+    let out = tmp("initck");
+    let a = train(&tiny_sets(&out, "a", 2), &[]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let a = out.join("a");
+    let forms = [
+        ("run", a.clone()),
+        ("folder", a.join("checkpoints")),
+        ("one", a.join("checkpoints/iter_000002")),
+    ];
+    let mut first_iteration = Vec::new();
+    for (name, path) in &forms {
+        let mut sets = tiny_sets(&out, name, 1);
+        sets.push(format!(
+            "model.init_checkpoint={:?}",
+            path.display().to_string()
+        ));
+        sets.push("sft.enabled=false".into());
+        sets.push("run.eval_before=false".into());
+        let o = train(&sets, &[]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let m = lines(&out.join(name).join("metrics.jsonl"));
+        first_iteration.push(without_timing(m[0].clone()));
+    }
+    assert_eq!(first_iteration[0], first_iteration[1]);
+    assert_eq!(first_iteration[0], first_iteration[2]);
+    // An earlier checkpoint is other weights, so the same iteration differs.
+    let mut sets = tiny_sets(&out, "older", 1);
+    sets.push(format!(
+        "model.init_checkpoint={:?}",
+        a.join("checkpoints/iter_000001").display().to_string()
+    ));
+    sets.push("sft.enabled=false".into());
+    sets.push("run.eval_before=false".into());
+    let o = train(&sets, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let older = without_timing(lines(&out.join("older/metrics.jsonl"))[0].clone());
+    assert_ne!(older, first_iteration[0]);
+
+    let mut sets = tiny_sets(&out, "none", 1);
+    let missing = out.join("no-such-run");
+    sets.push(format!(
+        "model.init_checkpoint={:?}",
+        missing.display().to_string()
+    ));
+    let o = train(&sets, &[]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("model.init_checkpoint") && e.contains("no-such-run") && e.contains("runs/NAME"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -12,11 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use spear_envs::math::conversation::{LoopConfig, Message};
 use spear_envs::math::data::aime::{aime_problems, AimeYear};
 use spear_envs::math::data::dapo::load_dapo_jsonl;
-use spear_envs::math::data::generator::{demonstration, generate_set, Generated, FAMILIES};
+use spear_envs::math::data::generator::{
+    demonstration, direct_demonstration, generate_set, Generated, FAMILIES,
+};
 use spear_envs::math::data::MathProblem;
 use spear_envs::math::reward::IncompleteRule;
 use spear_envs::math::sandbox::{
@@ -92,6 +96,23 @@ fn generate(n: usize, seed: u64, m: &MathConfig) -> Vec<Generated> {
         .collect()
 }
 
+/// The warm-start conversations of `gens`: a `demo_tool_rate` share call the interpreter
+/// (drawn per problem from a stream of the generator seed), the rest answer directly.
+fn demonstrations(gens: &[Generated], m: &MathConfig) -> Vec<Vec<Message>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[m.generator_seed, 0xD3D0]));
+    gens.iter()
+        .map(|g| {
+            // Draw for every problem, so a rate of 1 or 0 changes nothing else.
+            let tool = rng.random::<f64>() < m.demo_tool_rate;
+            if tool {
+                demonstration(g)
+            } else {
+                direct_demonstration(g)
+            }
+        })
+        .collect()
+}
+
 /// Loads (or generates) the training problems, the evaluation splits and the demonstrations.
 pub fn load_math(cfg: &TrainConfig) -> anyhow::Result<MathTasks> {
     let m = &cfg.env.math;
@@ -104,7 +125,7 @@ pub fn load_math(cfg: &TrainConfig) -> anyhow::Result<MathTasks> {
                 (cfg.sft.games as usize).min(gens.len())
             };
             let demos = if cfg.sft.enabled {
-                gens[..n_demo].iter().map(demonstration).collect()
+                demonstrations(&gens[..n_demo], m)
             } else {
                 vec![]
             };
@@ -595,6 +616,40 @@ mod tests {
     use super::*;
     use crate::rollout::math::{math_eval_report, ProblemOutcome};
     use spear_rl::sample::StepSample;
+
+    #[test]
+    fn demo_tool_rate_sets_the_share_of_demonstrations_that_call_the_tool() {
+        let mut m = MathConfig::default();
+        let gens = generate_set(600, 3, &[1]);
+        let calls = |m: &MathConfig| {
+            demonstrations(&gens, m)
+                .iter()
+                .map(|d| d.iter().any(|msg| !msg.tool_calls.is_empty()))
+                .collect::<Vec<bool>>()
+        };
+        assert!(calls(&m).iter().all(|&c| c), "rate 1: every demonstration");
+        m.demo_tool_rate = 0.0;
+        assert!(calls(&m).iter().all(|&c| !c), "rate 0: none");
+        m.demo_tool_rate = 0.25;
+        let a = calls(&m);
+        let n = a.iter().filter(|&&c| c).count();
+        // Binomial(600, 0.25): mean 150, sd ≈ 10.6.
+        assert!((110..=190).contains(&n), "{n} of 600");
+        assert_eq!(a, calls(&m), "the same seed picks the same ones");
+        m.generator_seed = 1;
+        assert_ne!(a, calls(&m), "another seed picks others");
+        // Direct demonstrations end with the boxed answer.
+        let d = demonstrations(
+            &gens[..1],
+            &MathConfig {
+                demo_tool_rate: 0.0,
+                ..m
+            },
+        );
+        assert!(d[0][1]
+            .content
+            .ends_with(&format!("\\boxed{{{}}}", gens[0].problem.answer)));
+    }
 
     #[test]
     fn char_tokenizer_round_trips_code_and_boxes() {

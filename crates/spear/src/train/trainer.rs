@@ -212,13 +212,20 @@ impl Trainer {
     /// Loads `model.init_checkpoint`'s weights (not its optimizer).
     fn load_init(&mut self, progress: &dyn Progress) -> anyhow::Result<()> {
         let path = Path::new(&self.cfg.model.init_checkpoint);
+        // A checkpoint (`…/checkpoints/iter_000040`), a run's `checkpoints` folder (its
+        // latest complete checkpoint) or a run directory (the same).
         let dir = if path.join("model.safetensors").is_file() {
             path.to_path_buf()
         } else {
-            state::latest(&path.join("checkpoints"))?.with_context(|| {
+            let latest = match state::latest(path)? {
+                Some(d) => Some(d),
+                None => state::latest(&path.join("checkpoints"))?,
+            };
+            latest.with_context(|| {
                 format!(
-                    "model.init_checkpoint = {}: neither a checkpoint directory nor a run \
-                     directory with a complete checkpoint",
+                    "model.init_checkpoint = {}: not a checkpoint (no model.safetensors), nor a \
+                     run's checkpoints folder or run directory with a complete checkpoint; give \
+                     e.g. runs/NAME or runs/NAME/checkpoints/iter_000040",
                     path.display()
                 )
             })?

@@ -597,6 +597,20 @@ pub fn demonstration(g: &Generated) -> Vec<Message> {
     ]
 }
 
+/// A demonstration that answers without the tool: the problem and a boxed answer written
+/// directly. For a warm start that rarely calls the interpreter (`env.math.demo_tool_rate`):
+/// a policy imitating it learns to guess digits it cannot compute, as a model that does not
+/// use its tool does, and RL can find the tool calls that win.
+pub fn direct_demonstration(g: &Generated) -> Vec<Message> {
+    vec![
+        Message::new(Role::User, format!("{}{ANSWER_FORMAT}", g.problem.problem)),
+        Message::new(
+            Role::Assistant,
+            format!("The answer is \\boxed{{{}}}", g.problem.answer),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,5 +706,13 @@ mod tests {
             .content
             .ends_with(&format!("\\boxed{{{}}}", g.problem.answer)));
         assert_eq!(d[1].tool_calls[0].arguments["code"], g.check_code);
+        let direct = direct_demonstration(&g);
+        assert_eq!(direct.len(), 2);
+        assert_eq!(direct[0], d[0]);
+        assert!(direct[1].tool_calls.is_empty());
+        assert_eq!(
+            direct[1].content,
+            format!("The answer is \\boxed{{{}}}", g.problem.answer)
+        );
     }
 }

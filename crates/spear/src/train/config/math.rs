@@ -108,6 +108,12 @@ pub struct MathConfig {
     /// Generator families (`big_arithmetic`, `modular`, `combinatorics`, `number_theory`,
     /// `linear_system`, `sequence`). Default empty = all six.
     pub families: Vec<Family>,
+    /// Fraction of the warm-start demonstrations (generated source) that call the code
+    /// interpreter; the rest answer directly with a boxed number and no tool call
+    /// (`generator::direct_demonstration`). Which ones is fixed by `generator_seed`. 1 = all
+    /// call it (default); a low rate gives the "warm start that rarely calls the tool" of the
+    /// tool-use experiment (RESULTS.md).
+    pub demo_tool_rate: f64,
     /// Training problems (generated: this many; dapo: the first this many, 0 = all).
     /// Default 1024.
     pub train_problems: u64,
@@ -151,6 +157,7 @@ impl Default for MathConfig {
             generator_seed: 0,
             levels: vec![],
             families: vec![],
+            demo_tool_rate: 1.0,
             train_problems: 1024,
             eval_problems: 32,
             eval_k: 4,
@@ -186,6 +193,7 @@ impl MathConfig {
         if self.source == MathSource::Generated {
             check_pos("env.math.train_problems", self.train_problems)?;
         }
+        spear_rl::config::check_range("env.math.demo_tool_rate", self.demo_tool_rate, 0.0, 1.0)?;
         check_pos("env.math.eval_k", self.eval_k)?;
         check_pos("env.math.max_assistant_turns", self.max_assistant_turns)?;
         check_pos("env.math.max_response_tokens", self.max_response_tokens)?;
@@ -235,6 +243,10 @@ mod tests {
         assert_eq!(key_of(&["env.math.families=[\"x\"]"]), "env.math.families");
         assert_eq!(key_of(&["env.math.source=dapo"]), "env.math.dapo_path");
         assert_eq!(key_of(&["env.math.source=parquet"]), "env.math.source");
+        assert_eq!(
+            key_of(&["env.math.demo_tool_rate=1.5"]),
+            "env.math.demo_tool_rate"
+        );
         assert_eq!(
             key_of(&["env.math.train_problems=0"]),
             "env.math.train_problems"
