@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use spear_envs::household::{
     expert_demo, searching_expert_demo, GameSet, GameSource, GeneratorConfig, HouseholdEnv, Split,
 };
@@ -17,7 +19,10 @@ use crate::agent::memory::Memory;
 use crate::agent::prompts::{household_prompt, household_task};
 use crate::rollout::ChatSampler;
 use crate::run_dir::EvalRecord;
-use crate::train::config::{EvalSplit, HouseholdDemos, HouseholdSource, ModelSource, TrainConfig};
+use crate::seed::mix_seed;
+use crate::train::config::{
+    EvalSplit, HouseholdConfig, HouseholdDemos, HouseholdSource, ModelSource, TrainConfig,
+};
 use crate::train::setup::{build_policy, demo_response, SftExample};
 
 /// The household splits of a run.
@@ -85,17 +90,26 @@ pub fn load_household(cfg: &TrainConfig) -> anyhow::Result<HouseholdTasks> {
 /// Expert demonstrations of `games` rendered exactly as the RL prompts of the agent loop
 /// (spec §7): one example per expert step, history of `history_length` pairs. With the
 /// searching expert, game `i` uses the seed `seed · 1 000 003 + i` (`seed`: the generator
-/// seed), so the demonstrations are data, fixed by the generator seed.
+/// seed), so the demonstrations are data, fixed by the generator seed. Games whose type has a
+/// `demo_share` below 1 keep their demonstration with that probability (drawn from the
+/// generator seed too).
 pub fn household_sft_examples(
     games: &GameSet,
     count: usize,
     history_length: usize,
-    demos: HouseholdDemos,
-    seed: u64,
+    h: &HouseholdConfig,
 ) -> anyhow::Result<Vec<SftExample>> {
+    let seed = h.generator_seed;
+    // `demo_share`: one draw per game from a stream of the generator seed, so the kept games
+    // are data, like the demonstrations.
+    let mut keep_rng = ChaCha8Rng::seed_from_u64(mix_seed(&[seed, 0xDE40]));
     let mut out = vec![];
     for (i, game) in games.games.iter().take(count).enumerate() {
-        let demo = match demos {
+        let draw: f64 = keep_rng.random();
+        if draw >= h.demo_share_of(game.task_type) {
+            continue;
+        }
+        let demo = match h.demonstrations {
             HouseholdDemos::Walkthrough => expert_demo(game),
             HouseholdDemos::Searching => {
                 searching_expert_demo(game, seed.wrapping_mul(1_000_003).wrapping_add(i as u64))
@@ -159,13 +173,7 @@ pub fn household_run(
     // A tiny policy's vocabulary is built from the text, the demonstrations included.
     let examples = if cfg.sft.enabled || matches!(cfg.model.name, ModelSource::Tiny) {
         let h = &cfg.env.household;
-        household_sft_examples(
-            &tasks.train,
-            n_demo,
-            cfg.env.history_length as usize,
-            h.demonstrations,
-            h.generator_seed,
-        )?
+        household_sft_examples(&tasks.train, n_demo, cfg.env.history_length as usize, h)?
     } else {
         vec![]
     };
@@ -260,5 +268,74 @@ impl TaskSuite for HouseholdSuite {
             s,
         )?;
         Ok(rec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spear_envs::household::TaskType;
+
+    /// `demo_share` keeps about that share of a type's demonstration games, the same ones for
+    /// the same generator seed, and leaves the other types' demonstrations as they were.
+    #[test]
+    fn demo_share_thins_one_task_type_out_of_the_warm_start() {
+        let mut cfg = TrainConfig::default();
+        let h = &mut cfg.env.household;
+        h.task_types = vec![TaskType::PickAndPlaceSimple, TaskType::LookAtObjInLight];
+        h.max_receptacles = 2;
+        h.max_distractor_classes = 1;
+        h.max_instances = 1;
+        h.train_games = 200;
+        cfg.eval.splits = vec![];
+        let tasks = load_household(&cfg).unwrap();
+        let looks = tasks
+            .train
+            .games
+            .iter()
+            .filter(|g| g.task_type == Some(TaskType::LookAtObjInLight))
+            .count();
+        assert!(looks > 50, "{looks} look-at games of 200");
+        let task_of = |e: &SftExample| household_task(&e.prompt);
+        let count = |h: &HouseholdConfig| {
+            let ex = household_sft_examples(&tasks.train, 200, 2, h).unwrap();
+            // One example per step; count games by their first step (no history yet).
+            let firsts: Vec<&SftExample> = ex
+                .iter()
+                .filter(|e| e.prompt.contains("Your current observation is"))
+                .collect();
+            let look = firsts
+                .iter()
+                .filter(|e| {
+                    task_of(e).is_some_and(|t| t.starts_with("look at") || t.starts_with("examine"))
+                })
+                .count();
+            (firsts.len() - look, look, ex)
+        };
+        let (all_pick, all_look, all) = count(&cfg.env.household);
+        assert_eq!(
+            all_look, looks,
+            "share 1: every look-at game is demonstrated"
+        );
+        cfg.env
+            .household
+            .demo_share
+            .insert(TaskType::LookAtObjInLight, 0.2);
+        let (pick, look, some) = count(&cfg.env.household);
+        assert_eq!(pick, all_pick, "other types are untouched");
+        assert!(
+            look > 0 && look * 3 < looks,
+            "{look} of {looks} look-at games kept at 0.2"
+        );
+        assert_eq!(some, count(&cfg.env.household).2, "same seed, same games");
+        // Every kept example is one of the full set's.
+        assert!(some
+            .iter()
+            .all(|e| all.iter().any(|a| a.prompt == e.prompt)));
+        cfg.env
+            .household
+            .demo_share
+            .insert(TaskType::LookAtObjInLight, 0.0);
+        assert_eq!(count(&cfg.env.household).1, 0);
     }
 }

@@ -1,6 +1,8 @@
 //! `[env]`: which environment, the rollout shape, and the household and WebShop sections
 //! (math's is [`super::math`]).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use spear_envs::household::TaskType;
 
@@ -115,6 +117,13 @@ pub struct HouseholdConfig {
     /// other receptacles in a random order, seeded per game, until it reaches the
     /// walkthrough's one: an expert that cannot see inside receptacles). Default `walkthrough`.
     pub demonstrations: HouseholdDemos,
+    /// Share of each task type's demonstration games that keep their demonstration, e.g.
+    /// `{ look_at_obj_in_light = 0.1 }`: of the first `sft.games` training games, about one
+    /// in ten look-at games is demonstrated and the rest are left out of the warm start (which
+    /// ones: fixed by `generator_seed`). Types not listed keep all (share 1). A warm start
+    /// that has seen a task type rarely leaves RL that type to learn (issue 18). Default
+    /// empty.
+    pub demo_share: BTreeMap<TaskType, f64>,
 }
 
 /// Which expert the household warm start imitates (`env.household.demonstrations`).
@@ -141,11 +150,18 @@ impl Default for HouseholdConfig {
             train_games: 0,
             eval_games: 0,
             demonstrations: HouseholdDemos::Walkthrough,
+            demo_share: BTreeMap::new(),
         }
     }
 }
 
 impl HouseholdConfig {
+    /// The share of `t`'s demonstration games that keep their demonstration (`demo_share`).
+    pub fn demo_share_of(&self, t: Option<TaskType>) -> f64 {
+        t.and_then(|t| self.demo_share.get(&t).copied())
+            .unwrap_or(1.0)
+    }
+
     /// The task types to generate: `task_types`, or all six when it is empty.
     pub fn task_types(&self) -> Vec<TaskType> {
         if self.task_types.is_empty() {

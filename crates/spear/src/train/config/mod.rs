@@ -149,6 +149,9 @@ impl TrainConfig {
             "env.household.max_instances",
             self.env.household.max_instances,
         )?;
+        for (t, share) in &self.env.household.demo_share {
+            check_f(&format!("env.household.demo_share.{t}"), *share, 0.0, 1.0)?;
+        }
         self.model.validate()?;
         check_f(
             "sampling.temperature",

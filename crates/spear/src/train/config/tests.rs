@@ -583,4 +583,29 @@ fn household_demonstrations_parse_and_reject_unknown_names() {
         .with_overrides(&["env.household.demonstrations=\"random\"".into()])
         .unwrap_err();
     assert!(e.key.contains("demonstrations"), "{} {}", e.key, e.message);
+    // `demo_share`: a share in [0, 1] per task type name.
+    let c = base
+        .with_overrides(&["env.household.demo_share={look_at_obj_in_light=0.1}".into()])
+        .unwrap();
+    assert_eq!(
+        c.env
+            .household
+            .demo_share_of(Some(spear_envs::household::TaskType::LookAtObjInLight)),
+        0.1
+    );
+    assert_eq!(
+        c.env
+            .household
+            .demo_share_of(Some(spear_envs::household::TaskType::PickAndPlaceSimple)),
+        1.0
+    );
+    let e = base
+        .with_overrides(&["env.household.demo_share={look_at_obj_in_light=1.5}".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "env.household.demo_share.look_at_obj_in_light");
+    let e = base
+        .with_overrides(&["env.household.demo_share={look_at=0.5}".into()])
+        .unwrap_err();
+    assert!(e.key.starts_with("env.household.demo_share"), "{}", e.key);
+    assert!(e.message.contains("look_at_obj_in_light"), "{}", e.message);
 }
