@@ -110,9 +110,9 @@ pub struct MathConfig {
     pub families: Vec<Family>,
     /// Fraction of the warm-start demonstrations (generated source) that call the code
     /// interpreter; the rest answer directly with a boxed number and no tool call
-    /// (`generator::direct_demonstration`). Which ones is fixed by `generator_seed`. 1 = all
-    /// call it (default); a low rate gives the "warm start that rarely calls the tool" of the
-    /// tool-use experiment (RESULTS.md).
+    /// (`generator::direct_demonstration`). Which ones is fixed by `generator_seed`. A low
+    /// rate gives the "warm start that rarely calls the tool" of the tool-use experiment
+    /// (RESULTS.md). Default 1 (all call it).
     pub demo_tool_rate: f64,
     /// Training problems (generated: this many; dapo: the first this many, 0 = all).
     /// Default 1024.
