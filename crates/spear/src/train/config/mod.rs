@@ -87,7 +87,9 @@ impl TrainConfig {
     /// Deserialises from a TOML value, naming the dotted key of the first error.
     pub fn from_value(value: toml::Value) -> Result<Self, ConfigError> {
         let cfg: TrainConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
+            // A map key that did not parse is a `?` segment (`env.household.demo_share.?`):
+            // name the map.
+            let path = e.path().to_string().trim_end_matches(".?").to_string();
             // The message alone: the key is named once, as the error's key.
             let msg = e.into_inner().message().trim().to_string();
             let key = match toml_io::unknown_field(&msg) {

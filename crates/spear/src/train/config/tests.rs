@@ -606,6 +606,6 @@ fn household_demonstrations_parse_and_reject_unknown_names() {
     let e = base
         .with_overrides(&["env.household.demo_share={look_at=0.5}".into()])
         .unwrap_err();
-    assert!(e.key.starts_with("env.household.demo_share"), "{}", e.key);
+    assert_eq!(e.key, "env.household.demo_share");
     assert!(e.message.contains("look_at_obj_in_light"), "{}", e.message);
 }
