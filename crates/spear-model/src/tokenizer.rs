@@ -339,6 +339,34 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// A short fingerprint of the vocabulary, `SIZE:HASH` (64-bit FNV-1a over the tokens in id
+    /// order, added tokens included). Two tokenizers with the same fingerprint map every token to
+    /// the same id; checkpoints record it so that weights are never paired with a vocabulary
+    /// other than the one they were trained on (a tiny policy's vocabulary is built from the
+    /// run's text, so different settings can give the same size but other ids).
+    pub fn fingerprint(&self) -> String {
+        let mut entries: Vec<(u32, String)> = self
+            .inner
+            .get_vocab(true)
+            .into_iter()
+            .map(|(t, id)| (id, t))
+            .collect();
+        entries.sort();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (id, t) in &entries {
+            for b in id
+                .to_le_bytes()
+                .iter()
+                .chain(t.as_bytes())
+                .chain(std::iter::once(&0xffu8))
+            {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        format!("{}:{h:016x}", entries.len())
+    }
+
     /// Id used to pad batches (pad, else eos, else 0).
     pub fn pad_id(&self) -> u32 {
         self.pad_token
@@ -417,6 +445,22 @@ fn split_words(s: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_tells_vocabularies_with_other_ids_apart() {
+        let a = TextTokenizer::word_level(&["go north. go south!", "take key"], 1, &[]).unwrap();
+        let again =
+            TextTokenizer::word_level(&["go north. go south!", "take key"], 1, &[]).unwrap();
+        assert_eq!(a.fingerprint(), again.fingerprint());
+        // The same words with other frequencies: same size, other ids.
+        let b = TextTokenizer::word_level(&["take take key. go north south !"], 1, &[]).unwrap();
+        assert_eq!(a.vocab_size(), b.vocab_size());
+        assert_ne!(a.token_id("go"), b.token_id("go"));
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert!(a.fingerprint().starts_with(&format!("{}:", a.vocab_size())));
+        // Checkpoints store it: the function must not change between versions.
+        assert_eq!(a.fingerprint(), "12:90933bc7aa6ca36a");
+    }
 
     #[test]
     fn word_level_round_trip_and_order() {

@@ -388,6 +388,53 @@ fn init_checkpoint_accepts_a_run_its_checkpoints_folder_or_one_checkpoint() {
     let older = without_timing(lines(&out.join("older/metrics.jsonl"))[0].clone());
     assert_ne!(older, first_iteration[0]);
 
+    // Other warm-start settings build the tiny policy's vocabulary from other text: the
+    // checkpoint's weights would read other words, so it is refused with a way on.
+    let state_json = a.join("checkpoints/iter_000002/state.json");
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_json).unwrap()).unwrap();
+    assert!(
+        recorded["vocab"].as_str().is_some_and(|v| v.contains(':')),
+        "checkpoints record their vocabulary: {recorded}"
+    );
+    let mut sets = tiny_sets(&out, "othervocab", 1);
+    sets.retain(|s| !s.starts_with("sft.games="));
+    sets.push("sft.games=9".into());
+    sets.push(format!(
+        "model.init_checkpoint={:?}",
+        a.display().to_string()
+    ));
+    sets.push("sft.enabled=false".into());
+    let o = train(&sets, &[]);
+    assert!(
+        !o.status.success(),
+        "a checkpoint of another vocabulary was loaded"
+    );
+    let e = stderr(&o);
+    assert!(
+        e.contains("model.init_checkpoint")
+            && e.contains("another vocabulary")
+            && e.contains("sft.games")
+            && e.contains("iter_000002"),
+        "{e}"
+    );
+    // `spear eval` checks it too (here: a state.json whose recorded vocabulary was changed).
+    let mut edited = recorded.clone();
+    edited["vocab"] = serde_json::json!("7:0000000000000000");
+    std::fs::write(&state_json, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let o = spear()
+        .arg("eval")
+        .arg("--checkpoint")
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--checkpoint") && stderr(&o).contains("another vocabulary"),
+        "{}",
+        stderr(&o)
+    );
+
     let mut sets = tiny_sets(&out, "none", 1);
     let missing = out.join("no-such-run");
     sets.push(format!(

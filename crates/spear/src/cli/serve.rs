@@ -76,6 +76,7 @@ fn load_model(spec: &str) -> anyhow::Result<Policy> {
         let cfg =
             TrainConfig::from_toml_str(&text).with_context(|| format!("{}", cfg_path.display()))?;
         let (_suite, policy) = spear::tasks::build(&cfg)?;
+        spear::train::state::check_vocabulary(&ck, &policy, "--model")?;
         spear_model::checkpoint::load_checkpoint(
             &ck.join("model.safetensors"),
             &policy.model,

@@ -301,6 +301,7 @@ fn eval_checkpoint(path: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         cfg.eval.temperature = t;
     }
     let (suite, policy) = spear::tasks::build(&cfg)?;
+    spear::train::state::check_vocabulary(&ck, &policy, "--checkpoint")?;
     spear_model::checkpoint::load_checkpoint(
         &ck.join("model.safetensors"),
         &policy.model,

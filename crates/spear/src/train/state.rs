@@ -23,6 +23,10 @@ pub struct TrainerState {
     pub elapsed: f64,
     /// The SIL replay buffer (entries, D_R, its RNG).
     pub buffer: ReplayBuffer,
+    /// The policy's vocabulary ([`spear_model::TextTokenizer::fingerprint`]) when the
+    /// checkpoint was written; absent in checkpoints of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<String>,
 }
 
 /// Checkpoints kept on disk (the newest ones).
@@ -271,12 +275,43 @@ pub fn rewind_to(root: &Path, from: &str) -> anyhow::Result<(PathBuf, Vec<PathBu
     Ok((dir, moved))
 }
 
+/// Checks that the checkpoint in `dir` was written by a policy with `policy`'s vocabulary: the
+/// weights of a tiny policy only mean something with the word ids they were trained on, and
+/// its vocabulary is built from the run's text (the environment and warm-start settings), so
+/// other settings can give a vocabulary of the same size with other ids. `what` names the
+/// setting that pointed at `dir`. A checkpoint without a recorded vocabulary (earlier versions,
+/// or a bare `model.safetensors`) passes.
+pub fn check_vocabulary(dir: &Path, policy: &Policy, what: &str) -> anyhow::Result<()> {
+    let path = dir.join("state.json");
+    let Ok(text) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let recorded = serde_json::from_slice::<TrainerState>(&text)
+        .ok()
+        .and_then(|s| s.vocab);
+    let Some(recorded) = recorded else {
+        return Ok(());
+    };
+    let ours = policy.tokenizer.fingerprint();
+    anyhow::ensure!(
+        recorded == ours,
+        "{what}: {} was trained with another vocabulary (tokens:fingerprint {recorded}; this \
+         run's policy has {ours}), so its weights would read other words. A tiny policy's \
+         vocabulary is built from the run's text: use the [env] and [sft] settings of the run \
+         that wrote the checkpoint (e.g. the same sft.games, env.household.*; see its \
+         config.toml)",
+        dir.display()
+    );
+    Ok(())
+}
+
 /// Restores weights, optimizer and RNG into `policy` and returns them with the state.
 pub fn load(
     dir: &Path,
     policy: &Policy,
     adamw: AdamWConfig,
 ) -> anyhow::Result<(AdamW, ChaCha8Rng, TrainerState)> {
+    check_vocabulary(dir, policy, "resume")?;
     let extras = load_checkpoint(&dir.join("model.safetensors"), &policy.model, adamw)
         .with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
     let opt = extras.optimizer.unwrap_or_else(|| AdamW::new(adamw));

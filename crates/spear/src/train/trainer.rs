@@ -230,6 +230,7 @@ impl Trainer {
                 )
             })?
         };
+        state::check_vocabulary(&dir, &self.policy, "model.init_checkpoint")?;
         spear_model::checkpoint::load_checkpoint(
             &dir.join("model.safetensors"),
             &self.policy.model,
@@ -426,6 +427,7 @@ impl Trainer {
             iteration: self.iteration,
             elapsed: self.elapsed,
             buffer: self.buffer.clone(),
+            vocab: Some(self.policy.tokenizer.fingerprint()),
         };
         state::save(
             &self.run.checkpoints(),
