@@ -55,6 +55,60 @@ fn two_iterations_end_to_end() {
     std::fs::remove_dir_all(&out).ok();
 }
 
+/// `rl.loss.bypass_mode`: the in-process sampler's log-probs serve as the old log-probs, the
+/// recomputing forward pass is skipped, and the update is the recomputing run's to rounding
+/// (the sampler and the trainer score the same weights at the same temperature).
+#[test]
+fn bypass_mode_skips_the_recompute_and_trains_as_recomputing_does() {
+    let out = tmp("bypass");
+    let mut sets = tiny_sets(&out, "recompute", 1);
+    sets.push("run.eval_before=false".into());
+    let o = run_train(&sets, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut sets = tiny_sets(&out, "bypass", 1);
+    sets.push("run.eval_before=false".into());
+    sets.push("rl.loss.bypass_mode=true".into());
+    let o = run_train(&sets, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = &lines(&out.join("recompute/metrics.jsonl"))[0];
+    let b = &lines(&out.join("bypass/metrics.jsonl"))[0];
+    // The same rollout (nothing was updated before it).
+    for k in [
+        "success_rate",
+        "samples",
+        "trained_samples",
+        "episode_reward",
+    ] {
+        assert_eq!(a[k], b[k], "{k}");
+    }
+    // Recomputing measured a tiny mismatch; bypassing measured none and spent no time on it.
+    let diff = a["rollout_logprob_abs_diff_max"].as_f64().unwrap();
+    assert!(diff > 0.0 && diff < 1e-3, "{a}");
+    assert_eq!(b["rollout_logprob_abs_diff_max"].as_f64().unwrap(), 0.0);
+    assert!(b["time"]["old_log_prob"].as_f64().unwrap() < 1e-3, "{b}");
+    assert!(a["time"]["old_log_prob"].as_f64().unwrap() > 0.0);
+    // The update saw old log-probs within 1e-3 of each other.
+    for k in ["pg_loss", "approx_kl", "entropy", "grad_norm"] {
+        let (x, y) = (a[k].as_f64().unwrap(), b[k].as_f64().unwrap());
+        assert!(
+            (x - y).abs() <= 1e-3 * (1.0 + x.abs()),
+            "{k}: recompute {x}, bypass {y}"
+        );
+    }
+    // With the truncated importance weight it would be a no-op: refused by name.
+    let mut sets = tiny_sets(&out, "bypass-tis", 1);
+    sets.push("rl.loss.bypass_mode=true".into());
+    sets.push("rl.loss.tis_cap=2.0".into());
+    let o = run_train(&sets, &[]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("rl.loss.bypass_mode") && e.contains("tis_cap"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
+
 /// `rl.loss.use_kl_loss`: the weights after the warm start are kept as the reference, the KL
 /// loss is logged (0 until the policy moves, > 0 after), and a resume reloads the reference
 /// (or says clearly that it is missing).

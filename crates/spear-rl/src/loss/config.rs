@@ -23,6 +23,7 @@
 //! kl_cov_ratio_replay = 0.02
 //! ppo_kl_coef = 0.1
 //! tis_cap = false                        # or a cap > 0, e.g. 2.0 (truncated IS)
+//! bypass_mode = false                    # true: the engine's log-probs are π_old
 //! ```
 
 use super::agg::LossAggMode;
@@ -129,6 +130,15 @@ pub struct LossConfig {
     /// terms are not weighted. `false` turns it off; a number must be > 0 (verl uses 2.0).
     /// Default false.
     pub tis_cap: TisCap,
+    /// verl's `algorithm.rollout_correction.bypass_mode`: the rollout engine's log-probs (at
+    /// the sampling temperature) are the PPO ratio's `old_log_prob`, and the trainer's forward
+    /// pass that recomputes them before the update is skipped (one forward pass over every
+    /// kept sample per iteration). Sound when the engine samples with the trainer's weights in
+    /// the same precision (the in-process engine: |Δ log p| ≈ 1e-7 on average); with a server
+    /// engine in another precision the ratio then also carries the engine/trainer mismatch.
+    /// The mismatch metrics read 0 (nothing is recomputed) and `tis_cap` must stay off (its
+    /// weight would be 1). Default false.
+    pub bypass_mode: bool,
 }
 
 /// `loss.tis_cap`: off (`false` in TOML) or the cap C > 0 of the truncated importance weight.
@@ -217,6 +227,7 @@ impl LossConfig {
             kl_cov_ratio_replay: 0.02,
             ppo_kl_coef: 0.1,
             tis_cap: TisCap(None),
+            bypass_mode: false,
         }
     }
 
@@ -310,6 +321,14 @@ impl LossConfig {
         self.kl_cov(LossPass::Replay)
             .validate("loss.kl_cov_ratio_replay")?;
         self.tis_cap.validate()?;
+        if self.bypass_mode && self.tis_cap.0.is_some() {
+            return Err(ConfigError::new(
+                "loss.bypass_mode",
+                "bypass_mode = true makes the engine's log-probs the old log-probs, so the \
+                 truncated importance weight min(exp(old − rollout), cap) is always 1: set \
+                 tis_cap = false, or bypass_mode = false to recompute them",
+            ));
+        }
         Ok(())
     }
 }

@@ -623,13 +623,18 @@ impl Trainer {
         let mut adv_secs = t_adv.elapsed().as_secs_f64();
         // verl's `recompute_log_prob`: the trainer's own behaviour log-probs become
         // `old_log_probs`; the engine's stay in `rollout_log_probs` (mismatch metrics, TIS).
+        // In bypass mode the engine's are kept as `old_log_probs`.
         let t_old = Instant::now();
-        let mismatch = super::update::recompute_old_log_probs(
-            &self.policy,
-            &mut it.kept.samples,
-            self.cfg.optim.token_budget as usize,
-            sampling_temperature(self.cfg.sampling.temperature),
-        )?;
+        let mismatch = if rl.loss.bypass_mode {
+            super::update::bypass_old_log_probs(&mut it.kept.samples)?
+        } else {
+            super::update::recompute_old_log_probs(
+                &self.policy,
+                &mut it.kept.samples,
+                self.cfg.optim.token_budget as usize,
+                sampling_temperature(self.cfg.sampling.temperature),
+            )?
+        };
         let old_log_prob_secs = t_old.elapsed().as_secs_f64();
         let t_adv = Instant::now();
         // 6. The SIL batch.

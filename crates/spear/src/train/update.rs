@@ -322,6 +322,27 @@ pub fn recompute_old_log_probs(
     Ok(Mismatch::of(pairs))
 }
 
+/// `rl.loss.bypass_mode` (verl's rollout-correction bypass): the engine's log-probs stay the
+/// samples' `old_log_probs` and are copied into `rollout_log_probs`, nothing is recomputed. A
+/// sample with loss tokens but no log-prob per response token is an error (an engine that did
+/// not return log-probs cannot be bypassed). Returns the empty mismatch.
+pub fn bypass_old_log_probs(samples: &mut [StepSample]) -> anyhow::Result<Mismatch> {
+    for s in samples.iter_mut().filter(|s| s.has_loss_tokens()) {
+        anyhow::ensure!(
+            s.old_log_probs.len() == s.response_tokens.len(),
+            "rl.loss.bypass_mode = true needs the rollout engine's log-prob of every response \
+             token, but a sample has {} for {} tokens: set rl.loss.bypass_mode = false to \
+             recompute them",
+            s.old_log_probs.len(),
+            s.response_tokens.len()
+        );
+        if s.rollout_log_probs.len() != s.response_tokens.len() {
+            s.rollout_log_probs = s.old_log_probs.clone();
+        }
+    }
+    Ok(Mismatch::default())
+}
+
 /// The per-token loss inputs of one mini-batch, packed once as `[B, T]` tensors (zero padded,
 /// `T` the mini-batch's longest response) on the model's device in its dtype.
 #[derive(Debug)]
