@@ -364,6 +364,13 @@ impl Trainer {
                     lens.join(", "),
                     e.sync_dir().display()
                 ));
+                if cfg.rl.loss.bypass_mode {
+                    progress.line(
+                        "rl.loss.bypass_mode = true: the servers' log-probs are the old \
+                         log-probs (nothing is recomputed, the mismatch metrics read 0); set \
+                         rl.loss.bypass_mode = false to recompute them and log the mismatch",
+                    );
+                }
                 Some(Box::new(HttpExternal::new(e, &policy)?) as Box<dyn ExternalEngine>)
             }
         };
