@@ -286,7 +286,13 @@ pub fn check_vocabulary(dir: &Path, policy: &Policy, what: &str) -> anyhow::Resu
     let Ok(text) = std::fs::read(&path) else {
         return Ok(());
     };
-    let recorded = serde_json::from_slice::<TrainerState>(&text)
+    // Only the one field: the replay buffer beside it can be large.
+    #[derive(Deserialize)]
+    struct Recorded {
+        #[serde(default)]
+        vocab: Option<String>,
+    }
+    let recorded = serde_json::from_slice::<Recorded>(&text)
         .ok()
         .and_then(|s| s.vocab);
     let Some(recorded) = recorded else {
