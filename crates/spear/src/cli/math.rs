@@ -421,7 +421,10 @@ pub fn eval_aime(eval: &AimeEval) -> anyhow::Result<()> {
         None => Arc::new(local_executor(args.isolation)?),
     };
     let pool = SandboxPool::new(exec, args.sandbox_concurrency.max(1), Limits::default());
-    let device = Device::cuda_if_available(0)?;
+    // GPU 0 when there is one, else the CPU. `cuda_if_available` only asks whether the build
+    // has the `cuda` feature: on a machine without a GPU the cuda build then failed with
+    // CUDA_ERROR_NO_DEVICE instead of evaluating on the CPU.
+    let device = Device::new_cuda(0).unwrap_or(Device::Cpu);
     let spinner = ProgressBar::new_spinner();
     spinner.set_message(format!("loading {}", args.model));
     spinner.enable_steady_tick(Duration::from_millis(120));
