@@ -282,8 +282,7 @@ pub fn rewind_to(root: &Path, from: &str) -> anyhow::Result<(PathBuf, Vec<PathBu
 /// setting that pointed at `dir`. A checkpoint without a recorded vocabulary (earlier versions,
 /// or a bare `model.safetensors`) passes.
 pub fn check_vocabulary(dir: &Path, policy: &Policy, what: &str) -> anyhow::Result<()> {
-    let path = dir.join("state.json");
-    let Ok(text) = std::fs::read(&path) else {
+    let Ok(text) = std::fs::read(dir.join("state.json")) else {
         return Ok(());
     };
     // Only the one field: the replay buffer beside it can be large.
@@ -295,6 +294,16 @@ pub fn check_vocabulary(dir: &Path, policy: &Policy, what: &str) -> anyhow::Resu
     let recorded = serde_json::from_slice::<Recorded>(&text)
         .ok()
         .and_then(|s| s.vocab);
+    vocabulary_matches(recorded.as_deref(), dir, policy, what)
+}
+
+/// The comparison behind [`check_vocabulary`], for a state already read.
+fn vocabulary_matches(
+    recorded: Option<&str>,
+    dir: &Path,
+    policy: &Policy,
+    what: &str,
+) -> anyhow::Result<()> {
     let Some(recorded) = recorded else {
         return Ok(());
     };
@@ -317,7 +326,12 @@ pub fn load(
     policy: &Policy,
     adamw: AdamWConfig,
 ) -> anyhow::Result<(AdamW, ChaCha8Rng, TrainerState)> {
-    check_vocabulary(dir, policy, "resume")?;
+    // The state first: a checkpoint of another vocabulary is refused before its weights load.
+    let path = dir.join("state.json");
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let state: TrainerState = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: malformed trainer state", path.display()))?;
+    vocabulary_matches(state.vocab.as_deref(), dir, policy, "resume")?;
     let extras = load_checkpoint(&dir.join("model.safetensors"), &policy.model, adamw)
         .with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
     let opt = extras.optimizer.unwrap_or_else(|| AdamW::new(adamw));
@@ -327,9 +341,5 @@ pub fn load(
         .find(|(n, _)| n == "trainer")
         .map(|(_, r)| r)
         .with_context(|| format!("{}: no trainer RNG in the checkpoint", dir.display()))?;
-    let path = dir.join("state.json");
-    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let state: TrainerState = serde_json::from_slice(&text)
-        .with_context(|| format!("{}: malformed trainer state", path.display()))?;
     Ok((opt, rng, state))
 }
