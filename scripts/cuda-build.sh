@@ -91,6 +91,8 @@ export PATH="$CUDA/bin:$PATH"
 export LIBRARY_PATH="$LINKDIR:$STUBDIR${LIBRARY_PATH:+:$LIBRARY_PATH}"
 # Find the wheels' libraries at run time without LD_LIBRARY_PATH (the driver comes from the system).
 export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-Wl,-rpath,$CUDA/lib"
+# Doctests are linked by rustdoc, which reads RUSTDOCFLAGS instead.
+export RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -C link-arg=-Wl,-rpath,$CUDA/lib"
 export CARGO_TARGET_DIR="$TARGET"
 nvcc --version | tail -2
 
@@ -109,6 +111,6 @@ fi
 if [ "$RUN_TESTS" = 1 ]; then
     echo "==> cargo test --workspace --features spear/cuda (release profile, same target)"
     t2=$(date +%s)
-    (cd "$ROOT" && cargo test --release --workspace --features spear/cuda)
+    (cd "$ROOT" && cargo test --release --workspace --no-fail-fast --features spear/cuda)
     echo "==> tests with the cuda feature passed in $(( $(date +%s) - t2 )) s"
 fi
