@@ -56,6 +56,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=0)
     ap.add_argument("--modes", default="fp32,amp_bf16")
     ap.add_argument("--only", default="train,score,gen1,gen8")
+    ap.add_argument("--grad-ckpt", action="store_true",
+                    help="train with HF gradient checkpointing per decoder layer (as spear's "
+                         "--activation-checkpointing)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -64,6 +67,8 @@ def main():
           f"cpu capability {torch.backends.cpu.get_cpu_capability()}, threads {torch.get_num_threads()}, "
           f"model {a.hf_dir}", flush=True)
     model = AutoModelForCausalLM.from_pretrained(a.hf_dir, dtype=torch.float32, attn_implementation="sdpa")
+    if a.grad_ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     v = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, v, (a.batch, a.seq_len), generator=g)
@@ -112,7 +117,8 @@ def main():
                     tb.append(s2 - s1)
                     to.append(e - s2)
                     c.append(cpu_s() - c0)
-            row(f"train {a.batch}x{a.seq_len} {mode} (fwd+bwd+AdamW)", tokens, t, c)
+            ck = ", grad-ckpt" if a.grad_ckpt else ""
+            row(f"train {a.batch}x{a.seq_len} {mode}{ck} (fwd+bwd+AdamW)", tokens, t, c)
             print(f"#   {mode} split: fwd {statistics.median(tf):.3f} s, bwd {statistics.median(tb):.3f} s, "
                   f"clip+AdamW {statistics.median(to):.3f} s", flush=True)
             del opt

@@ -6,7 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    CpuStorage, CudaStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, Var, D,
+};
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
@@ -408,6 +411,13 @@ pub struct Decoder {
     /// Precision of the linear layers' products (`model.dtype`): f32, or bf16 inputs with f32
     /// sums on the CPU ([`crate::linear_bf16`]); weights and everything else stay f32.
     pub compute_dtype: ComputeDtype,
+    /// Activation checkpointing per decoder block (`model.activation_checkpointing`, off by
+    /// default): in `Mode::Train` a block keeps only its input `[b·t, hidden]` for the backward,
+    /// not its attention scores and MLP activations, and is run a second time in the backward
+    /// (one more block forward per step, the usual ~1/3 more compute). Gradients are those of the
+    /// plain graph up to summation order; the blocks' weight gradients reach
+    /// [`crate::optim::Grads::accumulate`] through [`ParamStore::take_pending_grads`].
+    pub activation_checkpointing: bool,
 }
 
 impl Decoder {
@@ -435,6 +445,7 @@ impl Decoder {
             lora: BTreeMap::new(),
             fused_inference: true,
             compute_dtype: ComputeDtype::F32,
+            activation_checkpointing: false,
         })
     }
 
@@ -527,6 +538,8 @@ impl Decoder {
     /// Runs the decoder and returns the final-normed hidden states `[b, t, hidden]`.
     ///
     /// With a cache, new keys/values are appended (detached) and attention covers cached + new.
+    /// In `Mode::Train` without a cache and with [`Decoder::activation_checkpointing`] on, each
+    /// block keeps only its input for the backward and is run again there.
     pub fn forward_hidden(
         &self,
         input: &ForwardInput,
@@ -535,85 +548,134 @@ impl Decoder {
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t) = input.ids.dims2()?;
-        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let g = cfg.group_size();
         let fused = self.fused(mode);
-        let eps = cfg.rms_norm_eps;
         if let Some(c) = cache.as_deref_mut() {
             if c.layers.len() != cfg.num_layers {
                 *c = KvCache::new(cfg.num_layers);
             }
         }
+        let checkpoint = self.activation_checkpointing && mode == Mode::Train && cache.is_none();
         let emb = self.w("model.embed_tokens.weight", mode)?;
         let mut h = emb
             .index_select(&input.ids.flatten_all()?, 0)?
             .reshape((b * t, cfg.hidden_size))?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        for (l, n) in self.names.iter().enumerate() {
-            let x = ops::rms_norm(&h, &self.w(&n.input_norm, mode)?, eps, fused)?;
-            let (qb, kb, vb) = if cfg.qkv_bias {
-                (
-                    Some(n.q_bias.as_str()),
-                    Some(n.k_bias.as_str()),
-                    Some(n.v_bias.as_str()),
-                )
+        for l in 0..self.names.len() {
+            h = if checkpoint {
+                self.checkpointed_block(l, &h, input)?
             } else {
-                (None, None, None)
+                self.block(l, &h, input, cache.as_deref_mut(), mode, fused)?
             };
-            let q = self.linear(&x, &n.q, qb, mode)?.reshape((b, t, nh, hd))?;
-            let k = self.linear(&x, &n.k, kb, mode)?.reshape((b, t, nkv, hd))?;
-            let v = self.linear(&x, &n.v, vb, mode)?.reshape((b, t, nkv, hd))?;
-            let (q, k) = if cfg.qk_norm {
-                (
-                    ops::rms_norm(&q, &self.w(&n.q_norm, mode)?, eps, fused)?,
-                    ops::rms_norm(&k, &self.w(&n.k_norm, mode)?, eps, fused)?,
-                )
-            } else {
-                (q, k)
-            };
-            let q = q.transpose(1, 2)?.contiguous()?;
-            let k = k.transpose(1, 2)?.contiguous()?;
-            let v = v.transpose(1, 2)?.contiguous()?;
-            let q = ops::rope(&q, &input.cos, &input.sin, cfg.rope_interleaved, fused)?;
-            let k = ops::rope(&k, &input.cos, &input.sin, cfg.rope_interleaved, fused)?;
-            let (k, v) = match cache.as_deref_mut() {
-                // Inference: attend to a view of the preallocated buffers (no copy).
-                Some(c) if mode == Mode::Infer => c.append(l, &k, &v)?,
-                // Training through a cache: the new keys keep their gradient (the cached
-                // ones are detached).
-                Some(c) => {
-                    let past = c.len_of(l);
-                    let (ck, cv) = c.append(l, &k, &v)?;
-                    if past == 0 {
-                        (k, v)
-                    } else {
-                        (
-                            Tensor::cat(&[&ck.narrow(2, 0, past)?, &k], 2)?,
-                            Tensor::cat(&[&cv.narrow(2, 0, past)?, &v], 2)?,
-                        )
-                    }
-                }
-                None => (k, v),
-            };
-            // Grouped-query attention without copying K/V: query heads of one KV head are
-            // stacked along the time axis (head index = kv * g + r, as HF's repeat_kv).
-            let qg = q.reshape((b, nkv, g * t, hd))?;
-            let att = ops::attention_softmax(&qg.matmul(&k.t()?)?, &input.mask, scale, fused)?;
-            let o = att
-                .matmul(&v)?
-                .reshape((b, nh, t, hd))?
-                .transpose(1, 2)?
-                .reshape((b * t, nh * hd))?;
-            let o = self.linear(&o, &n.o, None, mode)?;
-            h = (h + o)?;
-            let x = ops::rms_norm(&h, &self.w(&n.post_norm, mode)?, eps, fused)?;
-            let gate = self.linear(&x, &n.gate, None, mode)?;
-            let up = self.linear(&x, &n.up, None, mode)?;
-            let act = (candle_nn::ops::silu(&gate)? * up)?;
-            h = (h + self.linear(&act, &n.down, None, mode)?)?;
         }
-        let h = ops::rms_norm(&h, &self.w("model.norm.weight", mode)?, eps, fused)?;
+        let h = ops::rms_norm(
+            &h,
+            &self.w("model.norm.weight", mode)?,
+            cfg.rms_norm_eps,
+            fused,
+        )?;
         Ok(h.reshape((b, t, cfg.hidden_size))?)
+    }
+
+    /// Decoder block `l` on the residual stream `h: [b·t, hidden]`.
+    fn block(
+        &self,
+        l: usize,
+        h: &Tensor,
+        input: &ForwardInput,
+        cache: Option<&mut KvCache>,
+        mode: Mode,
+        fused: bool,
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let n = &self.names[l];
+        let (b, t) = input.ids.dims2()?;
+        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let g = cfg.group_size();
+        let eps = cfg.rms_norm_eps;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let x = ops::rms_norm(h, &self.w(&n.input_norm, mode)?, eps, fused)?;
+        let (qb, kb, vb) = if cfg.qkv_bias {
+            (
+                Some(n.q_bias.as_str()),
+                Some(n.k_bias.as_str()),
+                Some(n.v_bias.as_str()),
+            )
+        } else {
+            (None, None, None)
+        };
+        let q = self.linear(&x, &n.q, qb, mode)?.reshape((b, t, nh, hd))?;
+        let k = self.linear(&x, &n.k, kb, mode)?.reshape((b, t, nkv, hd))?;
+        let v = self.linear(&x, &n.v, vb, mode)?.reshape((b, t, nkv, hd))?;
+        let (q, k) = if cfg.qk_norm {
+            (
+                ops::rms_norm(&q, &self.w(&n.q_norm, mode)?, eps, fused)?,
+                ops::rms_norm(&k, &self.w(&n.k_norm, mode)?, eps, fused)?,
+            )
+        } else {
+            (q, k)
+        };
+        let q = q.transpose(1, 2)?.contiguous()?;
+        let k = k.transpose(1, 2)?.contiguous()?;
+        let v = v.transpose(1, 2)?.contiguous()?;
+        let q = ops::rope(&q, &input.cos, &input.sin, cfg.rope_interleaved, fused)?;
+        let k = ops::rope(&k, &input.cos, &input.sin, cfg.rope_interleaved, fused)?;
+        let (k, v) = match cache {
+            // Inference: attend to a view of the preallocated buffers (no copy).
+            Some(c) if mode == Mode::Infer => c.append(l, &k, &v)?,
+            // Training through a cache: the new keys keep their gradient (the cached
+            // ones are detached).
+            Some(c) => {
+                let past = c.len_of(l);
+                let (ck, cv) = c.append(l, &k, &v)?;
+                if past == 0 {
+                    (k, v)
+                } else {
+                    (
+                        Tensor::cat(&[&ck.narrow(2, 0, past)?, &k], 2)?,
+                        Tensor::cat(&[&cv.narrow(2, 0, past)?, &v], 2)?,
+                    )
+                }
+            }
+            None => (k, v),
+        };
+        // Grouped-query attention without copying K/V: query heads of one KV head are
+        // stacked along the time axis (head index = kv * g + r, as HF's repeat_kv).
+        let qg = q.reshape((b, nkv, g * t, hd))?;
+        let att = ops::attention_softmax(&qg.matmul(&k.t()?)?, &input.mask, scale, fused)?;
+        let o = att
+            .matmul(&v)?
+            .reshape((b, nh, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b * t, nh * hd))?;
+        let o = self.linear(&o, &n.o, None, mode)?;
+        let h = (h + o)?;
+        let x = ops::rms_norm(&h, &self.w(&n.post_norm, mode)?, eps, fused)?;
+        let gate = self.linear(&x, &n.gate, None, mode)?;
+        let up = self.linear(&x, &n.up, None, mode)?;
+        let act = (candle_nn::ops::silu(&gate)? * up)?;
+        Ok((h + self.linear(&act, &n.down, None, mode)?)?)
+    }
+
+    /// Block `l` with activation checkpointing: run without a graph (only `h` and the output
+    /// stay alive), and joined to `h` by [`CheckpointedBlock`], whose backward runs the block
+    /// again with the graph.
+    fn checkpointed_block(&self, l: usize, h: &Tensor, input: &ForwardInput) -> Result<Tensor> {
+        // The same composed kernels as the recomputation in the backward, weights detached.
+        let y = self
+            .block(l, &h.detach(), input, None, Mode::Infer, false)?
+            .contiguous()?;
+        // A block input that records no graph (first block with frozen embeddings, as under
+        // LoRA) would let candle skip the op, and with it the block's weight gradients.
+        let h = if h.track_op() {
+            h.clone()
+        } else {
+            Var::from_tensor(h)?.as_tensor().clone()
+        };
+        let op = CheckpointedBlock {
+            model: self.clone(),
+            layer: l,
+            input: input.clone(),
+        };
+        Ok(h.apply_op2(&y, op)?)
     }
 
     /// Logits `[n, vocab]` of hidden rows `[n, hidden]`.
@@ -632,6 +694,86 @@ impl Decoder {
         let (b, t, hs) = h.dims3()?;
         let lg = self.logits(&h.reshape((b * t, hs))?, mode)?;
         Ok(lg.reshape((b, t, self.cfg.vocab_size))?)
+    }
+}
+
+/// The join of a checkpointed block ([`Decoder::activation_checkpointing`]): the forward returns
+/// the block's output computed without a graph (`arg2`); the backward runs block `layer` again
+/// on its input (`arg1`) with the graph, returns the input's gradient and adds the block weights'
+/// gradients to the model's pending store ([`ParamStore::take_pending_grads`]).
+struct CheckpointedBlock {
+    model: Decoder,
+    layer: usize,
+    input: ForwardInput,
+}
+
+impl CheckpointedBlock {
+    /// A copy of the precomputed output (contiguous from offset 0, as `checkpointed_block`
+    /// makes it).
+    fn copy<S: BackendStorage>(s: &S, l: &Layout) -> candle_core::Result<(S, Shape)> {
+        if !l.is_contiguous() || l.start_offset() != 0 {
+            return Err(candle_core::Error::Msg(
+                "checkpointed block: output is not contiguous from offset 0".into(),
+            ));
+        }
+        Ok((s.try_clone(l)?, l.shape().clone()))
+    }
+}
+
+impl CustomOp2 for CheckpointedBlock {
+    fn name(&self) -> &'static str {
+        "checkpointed-block"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        Self::copy(s2, l2)
+    }
+
+    fn cuda_fwd(
+        &self,
+        _: &CudaStorage,
+        _: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        Self::copy(s2, l2)
+    }
+
+    fn bwd(
+        &self,
+        arg1: &Tensor,
+        _arg2: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let wrap = |e: ModelError| candle_core::Error::Msg(format!("checkpointed block: {e}"));
+        let x = Var::from_tensor(&arg1.detach())?;
+        let y = self
+            .model
+            .block(
+                self.layer,
+                x.as_tensor(),
+                &self.input,
+                None,
+                Mode::Train,
+                false,
+            )
+            .map_err(wrap)?;
+        // d/dθ Σ y ⊙ ḡ is the vector-Jacobian product of the block with the incoming gradient.
+        let store = (y * grad_res.detach())?.sum_all()?.backward()?;
+        let params = &self.model.params;
+        for (name, var) in params.trainable() {
+            if let Some(g) = store.get(var.as_tensor()) {
+                params.add_pending_grad(name, g.detach()).map_err(wrap)?;
+            }
+        }
+        Ok((store.get(x.as_tensor()).map(Tensor::detach), None))
     }
 }
 

@@ -27,18 +27,28 @@ impl Grads {
         Self::default()
     }
 
-    /// Adds the gradients of the trainable parameters from one `backward()`.
+    /// Adds the gradients of the trainable parameters from one `backward()`, and those that
+    /// checkpointed decoder blocks computed during it ([`ParamStore::take_pending_grads`]).
     pub fn accumulate(&mut self, store: &GradStore, params: &ParamStore) -> Result<()> {
         for (name, var) in params.trainable() {
             if let Some(g) = store.get(var.as_tensor()) {
-                let g = g.detach();
-                let sum = match self.map.remove(name) {
-                    Some(prev) => (prev + g)?,
-                    None => g,
-                };
-                self.map.insert(name.clone(), sum);
+                self.add(name, g.detach())?;
             }
         }
+        for (name, g) in params.take_pending_grads() {
+            if params.is_trainable(&name) {
+                self.add(&name, g)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, name: &str, g: Tensor) -> Result<()> {
+        let sum = match self.map.remove(name) {
+            Some(prev) => (prev + g)?,
+            None => g,
+        };
+        self.map.insert(name.to_string(), sum);
         Ok(())
     }
 

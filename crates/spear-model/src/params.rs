@@ -4,6 +4,7 @@
 //! and this store see the same numbers and the optimizer updates them in place.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
@@ -89,6 +90,12 @@ pub fn normal_vec(rng: &mut ChaCha8Rng, n: usize, std: f64) -> Vec<f64> {
 pub struct ParamStore {
     vars: BTreeMap<String, Var>,
     frozen: BTreeSet<String>,
+    /// Gradients that a backward pass produced outside candle's `GradStore`: activation
+    /// checkpointing recomputes a decoder block inside the backward and computes its weights'
+    /// gradients there ([`crate::decoder::Decoder::activation_checkpointing`]). Shared by clones
+    /// of the store (a probe copy of the model adds to the same place); drained by
+    /// [`crate::optim::Grads::accumulate`] or [`ParamStore::take_pending_grads`].
+    pending: Arc<Mutex<BTreeMap<String, Tensor>>>,
 }
 
 impl ParamStore {
@@ -193,6 +200,23 @@ impl ParamStore {
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
         self.vars.is_empty()
+    }
+
+    /// Adds `g` to the pending gradient of `name` (see the `pending` field).
+    pub(crate) fn add_pending_grad(&self, name: &str, g: Tensor) -> Result<()> {
+        let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let sum = match map.remove(name) {
+            Some(prev) => (prev + g)?,
+            None => g,
+        };
+        map.insert(name.to_string(), sum);
+        Ok(())
+    }
+
+    /// Takes the gradients that checkpointed decoder blocks computed during the last
+    /// `backward()` calls (empty without activation checkpointing).
+    pub fn take_pending_grads(&self) -> BTreeMap<String, Tensor> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

@@ -109,6 +109,43 @@ fn bypass_mode_skips_the_recompute_and_trains_as_recomputing_does() {
     std::fs::remove_dir_all(&out).ok();
 }
 
+/// `model.activation_checkpointing`: the same run with and without checkpointing gives the
+/// same metrics and evaluations (the blocks' gradients are the plain graph's), through the warm
+/// start, the RL update and its split path (a token budget smaller than a micro-batch).
+#[test]
+fn activation_checkpointing_trains_as_the_plain_graph_does() {
+    let out = tmp("ckpt");
+    for (name, on) in [("plain", false), ("checkpointed", true)] {
+        let mut sets = tiny_sets(&out, name, 2);
+        sets.push("model.num_layers=2".into());
+        sets.push("optim.token_budget=256".into());
+        sets.push(format!("model.activation_checkpointing={on}"));
+        let o = run_train(&sets, &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (a, b) = (out.join("plain"), out.join("checkpointed"));
+    let (ma, mb) = (
+        lines(&a.join("metrics.jsonl")),
+        lines(&b.join("metrics.jsonl")),
+    );
+    assert_eq!(ma.len(), 2);
+    assert!(
+        ma.iter()
+            .any(|m| m["grad_norm"].as_f64().unwrap_or(0.0) > 0.0),
+        "no update had a gradient: {ma:?}"
+    );
+    for (x, y) in ma.iter().zip(&mb) {
+        assert_eq!(
+            common::without_timing(x.clone()),
+            common::without_timing(y.clone())
+        );
+    }
+    assert_eq!(lines(&a.join("eval.jsonl")), lines(&b.join("eval.jsonl")));
+    let cfg = std::fs::read_to_string(b.join("config.toml")).unwrap();
+    assert!(cfg.contains("activation_checkpointing = true"), "{cfg}");
+    std::fs::remove_dir_all(&out).ok();
+}
+
 /// `rl.loss.use_kl_loss`: the weights after the warm start are kept as the reference, the KL
 /// loss is logged (0 until the policy moves, > 0 after), and a resume reloads the reference
 /// (or says clearly that it is missing).

@@ -129,6 +129,10 @@ pub struct BenchArgs {
     /// weights, AdamW state and log-softmax), as `model.dtype` in a training config.
     #[arg(long, default_value = "f32", value_parser = parse_dtype)]
     pub dtype: ComputeDtype,
+    /// Activation checkpointing per decoder block in the `train` and `update` workloads (as
+    /// `model.activation_checkpointing`): compare the peak RSS and time with and without.
+    #[arg(long)]
+    pub activation_checkpointing: bool,
     /// Instead of benchmarking, write the model as an HF directory here (for
     /// `benches/torch_model_bench.py --hf-dir`, so both sides run identical weights).
     #[arg(long)]
@@ -376,6 +380,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let threads = std::env::var("SPEAR_BENCH_CHILD").unwrap_or_default();
     let (mut model, _) = bench_model(&args.model, &args.device)?;
     model.compute_dtype = args.dtype;
+    model.activation_checkpointing = args.activation_checkpointing;
     let cfg = model.config().clone();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut rand_ids = |n: usize| -> Vec<u32> {

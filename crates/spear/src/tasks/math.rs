@@ -45,7 +45,7 @@ use crate::train::config::math::{
     IncompleteRuleArg, MathConfig, MathSource, SandboxBackend, ToolFormatArg,
 };
 use crate::train::config::{EvalSplit, ModelSource, TrainConfig};
-use crate::train::setup::{build_policy, tiny_policy_with};
+use crate::train::setup::{apply_compute_options, build_policy, tiny_policy_with};
 use crate::train::sft::SftTokens;
 
 /// The problem sets of a math run.
@@ -304,7 +304,11 @@ pub fn char_tokenizer() -> anyhow::Result<TextTokenizer> {
 /// a pretrained model by name/path.
 pub fn math_policy(cfg: &TrainConfig) -> anyhow::Result<Policy> {
     match cfg.model.name {
-        ModelSource::Tiny => tiny_policy_with(&cfg.model, char_tokenizer()?, cfg.run.seed),
+        ModelSource::Tiny => {
+            let mut policy = tiny_policy_with(&cfg.model, char_tokenizer()?, cfg.run.seed)?;
+            apply_compute_options(&mut policy, cfg);
+            Ok(policy)
+        }
         ModelSource::Pretrained(_) | ModelSource::Path(_) => build_policy(cfg, Vec::new),
     }
 }

@@ -68,8 +68,15 @@ pub fn build_policy(
     corpus: impl FnOnce() -> Vec<String>,
 ) -> anyhow::Result<Policy> {
     let mut policy = build_policy_f32(cfg, corpus)?;
-    policy.model.compute_dtype = cfg.model.dtype.0;
+    apply_compute_options(&mut policy, cfg);
     Ok(policy)
+}
+
+/// `model.dtype` and `model.activation_checkpointing` on a built policy (how it computes, not
+/// what it is: checkpoints do not record them).
+pub fn apply_compute_options(policy: &mut Policy, cfg: &TrainConfig) {
+    policy.model.compute_dtype = cfg.model.dtype.0;
+    policy.model.activation_checkpointing = cfg.model.activation_checkpointing;
 }
 
 fn build_policy_f32(

@@ -213,6 +213,11 @@ pub struct ModelSection {
     /// bf16, sums in f32, on AMX / AVX512-BF16 where the CPU has them; weights, gradients, AdamW
     /// state and the log-softmax stay f32). CPU only; other devices run f32. Default `f32`.
     pub dtype: DtypeSpec,
+    /// Activation checkpointing per decoder block (verl's `enable_gradient_checkpointing`): the
+    /// RL update and the warm start keep only each block's input for the backward and run the
+    /// block again there. Peak memory of a step falls from all blocks' activations to one
+    /// block's; a step costs about one more forward. Same gradients. Default false.
+    pub activation_checkpointing: bool,
     /// Tiny model: architecture (`qwen2`, `llama` or `qwen3`). Default `qwen2`.
     pub arch: TinyArch,
     /// Tiny model: tokenizer (`words` or `exact`). Default `words`.
@@ -265,6 +270,7 @@ impl Default for ModelSection {
             name: ModelSource::Tiny,
             device: DeviceSpec::Cpu,
             dtype: DtypeSpec::default(),
+            activation_checkpointing: false,
             arch: TinyArch::Qwen2,
             tokenizer: TinyTokenizer::Words,
             hidden_size: 128,
