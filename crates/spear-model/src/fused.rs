@@ -9,8 +9,9 @@
 //! - RMSNorm `y = x r w` with `r = 1 / sqrt(mean(x²) + eps)` over the last dimension `n`:
 //!   `∂L/∂x_i = r g_i w_i - x_i r³ / n Σ_j g_j w_j x_j`, `∂L/∂w = Σ_rows g x r`.
 //!
-//! Row sums are accumulated in f64. Off the CPU (or for dtypes other than f32/f64) the callers in
-//! `ops` fall back to the composed ops.
+//! Row sums are accumulated in f64. Off the CPU these functions hand over to
+//! [`crate::device_ops`] (candle's kernels forward, a backward in tensor ops); for dtypes other
+//! than f32/f64 the callers in `ops` use the composed ops.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -24,11 +25,17 @@ pub fn supported(x: &Tensor) -> bool {
 
 /// Differentiable softmax over the last dimension (CPU, f32/f64).
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return crate::device_ops::softmax_last(x);
+    }
     Ok(x.contiguous()?.apply_op1(Softmax)?)
 }
 
 /// Differentiable RMSNorm over the last dimension with weight `w: [n]` (CPU, f32/f64).
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return crate::device_ops::rms_norm(x, w, eps);
+    }
     Ok(x.contiguous()?
         .apply_op2(&w.contiguous()?, RmsNorm { eps })?)
 }
@@ -347,6 +354,9 @@ impl CustomOp3 for RmsNormGrad {
 /// scores `[b, heads, t, T]` (or `[b, kv_heads, g * t, T]`, query heads stacked along time) and an additive mask `[b, 1, 1, t, T]` (broadcast over heads; no
 /// gradient flows to the mask). One pass forward; backward `scale * y ⊙ (g - Σ g ⊙ y)`.
 pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    if !scores.device().is_cpu() {
+        return crate::device_ops::masked_softmax(scores, mask, scale);
+    }
     let (b, h, rows, tk) = scores.dims4()?;
     let t = mask.dim(3)?;
     if t == 0 || rows % t != 0 {
@@ -459,6 +469,9 @@ impl CustomOp2 for MaskedSoftmax {
 /// orthogonal, so the backward pass is the same kernel rotating by `-angle`. No gradient flows
 /// to the tables.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, interleaved: bool) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return crate::device_ops::rope(x, cos, sin, interleaved);
+    }
     let op = Rope {
         interleaved,
         inverse: false,

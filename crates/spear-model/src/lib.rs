@@ -7,6 +7,8 @@
 //! - [`bf16gemm`], [`linear_bf16`]: bf16 products with f32 sums (AMX, AVX512-BF16, f32 fallback)
 //!   for `model.dtype = "bf16"`
 //! - [`fused`]: CPU softmax / RMSNorm kernels with hand-written backward (training path)
+//! - [`device_ops`]: the same ops (and log-prob + entropy) off the CPU: candle's fused kernels
+//!   forward, a backward in tensor ops
 //! - [`decoder`]: the decoder with GQA, RoPE, SwiGLU and a KV cache
 //! - [`tokenizer`], [`chat`]: tokenizers (HF, GGUF, word-level) and Jinja chat templates
 //! - [`load`]: HF directories, GGUF, pinned pretrained models (SmolLM2-135M)
@@ -27,6 +29,7 @@ pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
+pub mod device_ops;
 pub mod error;
 pub mod fused;
 pub mod linear_bf16;

@@ -11,7 +11,8 @@
 //! Sums are accumulated in f64 (the sampler computes its statistics in f64 too, spec: the
 //! sampling and scoring log-probs must agree to 1e-4).
 //!
-//! On devices other than the CPU the composed ops run instead (same values up to rounding).
+//! On other devices [`crate::device_ops`] computes the same with candle's kernels and a backward
+//! in tensor ops (f64 there: the composed ops).
 
 use std::sync::Arc;
 
@@ -43,6 +44,9 @@ pub fn token_logprobs_and_entropy(
     let fused_ok =
         logits.device().is_cpu() && matches!(logits.dtype(), DType::F32 | DType::F64) && n > 0;
     if !fused_ok {
+        if crate::device_ops::supported(logits) {
+            return crate::device_ops::token_logprobs_and_entropy(logits, targets, with_entropy);
+        }
         return composed(logits, targets, with_entropy);
     }
     let out = logits.contiguous()?.apply_op1(TokenLogProb {

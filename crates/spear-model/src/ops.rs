@@ -24,6 +24,9 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, fused: bool) -> Result<Tensor>
     if crate::fused::supported(x) && x.dtype() == w.dtype() {
         return crate::fused::rms_norm(x, w, eps);
     }
+    if crate::device_ops::supported(x) && x.dtype() == w.dtype() {
+        return crate::device_ops::rms_norm(x, w, eps);
+    }
     rms_norm_composed(x, w, eps)
 }
 
@@ -41,6 +44,8 @@ pub fn softmax_last(x: &Tensor, fused: bool) -> Result<Tensor> {
         Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?)
     } else if crate::fused::supported(x) {
         crate::fused::softmax_last(x)
+    } else if crate::device_ops::supported(x) {
+        crate::device_ops::softmax_last(x)
     } else {
         Ok(candle_nn::ops::softmax(x, D::Minus1)?)
     }
@@ -60,6 +65,9 @@ pub fn attention_softmax(
     let t = mask.dim(3)?;
     if !fused && crate::fused::supported(scores) && scores.dtype() == mask.dtype() {
         return crate::fused::masked_softmax(scores, mask, scale);
+    }
+    if !fused && crate::device_ops::supported(scores) && scores.dtype() == mask.dtype() {
+        return crate::device_ops::masked_softmax(scores, mask, scale);
     }
     let att = (scores * scale)?
         .reshape((b, nkv, gt / t, t, tk))?
@@ -122,6 +130,9 @@ pub fn rope(
     }
     if crate::fused::supported(x) && x.dtype() == cos.dtype() {
         return crate::fused::rope(x, cos, sin, interleaved);
+    }
+    if crate::device_ops::supported(x) && x.dtype() == cos.dtype() {
+        return crate::device_ops::rope(x, cos, sin, interleaved);
     }
     rope_composed(x, cos, sin, interleaved)
 }
