@@ -10,7 +10,8 @@
 # It measures, spear and PyTorch side by side on the same weights:
 #   1. training tokens/s (forward + backward + AdamW, 8 x 1024), spear bf16 vs torch autocast bf16;
 #   2. generation tokens/s at batch 1 and 8 (spear's bench) and torch at 1, 8 and 64;
-#   3. log-prob agreement: spear on the GPU, spear on the CPU, PyTorch (fp32);
+#   3. log-prob agreement: spear on the GPU, spear on the CPU, PyTorch (fp32); the training
+#      path's fused ops on the GPU against composed ops (`spear bench model --only kernels`);
 #   4. 3 iterations of `spear train --preset household-tiny --set model.device=cuda:0`, and of
 #      `household-smollm2` on the 0.5B-shaped model.
 #   GPU_CHECK_SIZES="0.5b 1.5b" (default), GPU_CHECK_OUT=/tmp/spear-gpu-check.
@@ -89,6 +90,15 @@ PY
 }
 row "| log-probs | spear cuda vs spear cpu (f32) | $(agree "$OUT/lp-spear-gpu.jsonl" "$OUT/lp-spear-cpu.jsonl") |"
 row "| log-probs | spear cuda vs torch cuda (f32) | $(agree "$OUT/lp-spear-gpu.jsonl" "$OUT/lp-torch.jsonl") |"
+
+# 3b. The training path's fused ops on the GPU (candle's CUDA kernels forward, a backward in
+# tensor ops) against the composed ops, values and gradients.
+log "kernels on cuda:0 against composed ops"
+if "$SPEAR" bench model --model tiny --device cuda:0 --threads 1 --only kernels > "$OUT/kernels.txt" 2>&1; then
+    while read -r l; do row "| kernel $l"; done < <(grep -E '^\| (softmax|rms-norm|rope|masked|log-prob)' "$OUT/kernels.txt")
+else
+    tail -20 "$OUT/kernels.txt" >&2; row "| kernels | FAILED (see $OUT/kernels.txt) |"
+fi
 
 # 4. Training on the GPU.
 for spec in "household-tiny" "household-smollm2 --set model.name=\"$M\""; do

@@ -257,136 +257,165 @@ pub fn token_logprobs_and_entropy(
     Ok((lp, ent))
 }
 
+/// One op of [`check_against_composed`]: the largest differences to the composed reference.
+#[derive(Debug, Clone)]
+pub struct KernelCheck {
+    /// The op.
+    pub name: String,
+    /// Max |Δ| of the values.
+    pub value_diff: f32,
+    /// Max |Δ| of the input gradients, over max(1, max |reference gradient|).
+    pub grad_diff: f32,
+}
+
+/// Runs each op of this module on `device` against the composed reference: values, and the
+/// gradients of `Σ (y ⊙ u)²` for a random `u` (log-probs: `Σ lp ⊙ u₁ + Σ (H ⊙ u₂)²`), in f32
+/// with seeded inputs. The unit tests assert the tolerances on the CPU; `spear bench model
+/// --only kernels --device cuda:0` prints the table on a GPU (`scripts/gpu-check.sh`).
+pub fn check_against_composed(device: &candle_core::Device) -> Result<Vec<KernelCheck>> {
+    use candle_core::Var;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut randn = |shape: &[usize], std: f64| -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = crate::params::normal_vec(&mut rng, n, std)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        Ok(Tensor::from_vec(v, shape, device)?)
+    };
+    type F<'a> = &'a dyn Fn(&[&Tensor]) -> Result<Tensor>;
+    let grad_of = |inputs: &[&Tensor], up: &Tensor, f: F| -> Result<(Tensor, Vec<Tensor>)> {
+        let vars = inputs
+            .iter()
+            .map(|t| Var::from_tensor(t))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let ts: Vec<&Tensor> = vars.iter().map(Var::as_tensor).collect();
+        let y = f(&ts)?;
+        let g = (&y * up)?.sqr()?.sum_all()?.backward()?;
+        let grads = ts
+            .iter()
+            .map(|t| {
+                g.get(t)
+                    .cloned()
+                    .ok_or_else(|| ModelError::arg("check", "an input got no gradient"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((y, grads))
+    };
+    let diff = |a: &Tensor, b: &Tensor| -> Result<f32> {
+        Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()?)
+    };
+    let mut out = vec![];
+    let mut compare =
+        |name: &str, a: (Tensor, Vec<Tensor>), b: (Tensor, Vec<Tensor>)| -> Result<()> {
+            let mut grad_diff = 0f32;
+            for (x, y) in a.1.iter().zip(&b.1) {
+                let scale = y.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+                grad_diff = grad_diff.max(diff(x, y)? / scale);
+            }
+            out.push(KernelCheck {
+                name: name.to_string(),
+                value_diff: diff(&a.0, &b.0)?,
+                grad_diff,
+            });
+            Ok(())
+        };
+    let (x0, w0, up) = (
+        randn(&[3, 4, 37], 2.0)?,
+        randn(&[37], 1.0)?,
+        randn(&[3, 4, 37], 1.0)?,
+    );
+    let a = grad_of(&[&x0], &up, &|x| softmax_last(x[0]))?;
+    let b = grad_of(&[&x0], &up, &|x| {
+        Ok(candle_nn::ops::softmax(x[0], D::Minus1)?)
+    })?;
+    compare("softmax", a, b)?;
+    let a = grad_of(&[&x0, &w0], &up, &|x| rms_norm(x[0], x[1], 1e-5))?;
+    let b = grad_of(&[&x0, &w0], &up, &|x| {
+        crate::ops::rms_norm_composed(x[0], x[1], 1e-5)
+    })?;
+    compare("rms-norm", a, b)?;
+    let pos = vec![vec![0, 1, 2, 7], vec![3, 4, 5, 6]];
+    let (c, s) = crate::ops::rope_tables(&pos, 8, 100.0, DType::F32, device)?;
+    let (x0, up) = (randn(&[2, 3, 4, 8], 1.0)?, randn(&[2, 3, 4, 8], 1.0)?);
+    for inter in [false, true] {
+        let a = grad_of(&[&x0], &up, &|x| rope(x[0], &c, &s, inter))?;
+        let b = grad_of(&[&x0], &up, &|x| {
+            crate::ops::rope_composed(x[0], &c, &s, inter)
+        })?;
+        let name = if inter { "rope (interleaved)" } else { "rope" };
+        compare(name, a, b)?;
+    }
+    // b=2, kv=2, g=3, t=4 queries, T=6 keys, padding in the mask.
+    let valid = vec![vec![true; 6], vec![false, false, true, true, true, true]];
+    let mask = crate::ops::attention_mask(&valid, 4, DType::F32, device)?;
+    let (x0, up) = (randn(&[2, 2, 12, 6], 3.0)?, randn(&[2, 2, 12, 6], 1.0)?);
+    let a = grad_of(&[&x0], &up, &|x| masked_softmax(x[0], &mask, 0.125))?;
+    let b = grad_of(&[&x0], &up, &|x| {
+        let att = (x[0] * 0.125)?
+            .reshape((2, 2, 3, 4, 6))?
+            .broadcast_add(&mask)?;
+        Ok(candle_nn::ops::softmax(&att, D::Minus1)?.reshape((2, 2, 12, 6))?)
+    })?;
+    compare("masked softmax", a, b)?;
+    // Log-prob and entropy of 5 rows over 41 tokens (two rows share a target).
+    let z0 = randn(&[5, 41], 3.0)?;
+    let targets = [0u32, 40, 7, 7, 19];
+    let (u_lp, u_h) = (randn(&[5], 1.0)?, randn(&[5], 1.0)?);
+    let run = |device_path: bool| -> Result<(Tensor, Vec<Tensor>)> {
+        let z = Var::from_tensor(&z0)?;
+        let (lp, h) = if device_path {
+            token_logprobs_and_entropy(z.as_tensor(), &targets, true)?
+        } else {
+            crate::logprob::composed(z.as_tensor(), &targets, true)?
+        };
+        let h = h.ok_or_else(|| ModelError::arg("check", "no entropy"))?;
+        let loss = ((&lp * &u_lp)?.sum_all()? + (&h * &u_h)?.sqr()?.sum_all()?)?;
+        let g = loss.backward()?;
+        let gz = g
+            .get(z.as_tensor())
+            .cloned()
+            .ok_or_else(|| ModelError::arg("check", "the logits got no gradient"))?;
+        Ok((Tensor::cat(&[&lp, &h], 0)?, vec![gz]))
+    };
+    compare("log-prob + entropy", run(true)?, run(false)?)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
-    //! Each op against the composed reference: values and gradients for a random upstream
-    //! gradient. On the CPU (candle's CPU versions of the fused kernels) by default; on a GPU
-    //! with `SPEAR_TEST_DEVICE=cuda:0` and a `--features cuda` build.
+    //! [`super::check_against_composed`] on the test device (the CPU by default, where candle's
+    //! fused kernels have CPU versions; a GPU with `SPEAR_TEST_DEVICE=cuda:0` and a
+    //! `--features cuda` build), and the log-prob op without the entropy.
 
-    use candle_core::{DType, Tensor, Var, D};
+    use candle_core::{Tensor, Var};
 
-    use crate::test_util::{max_abs_diff, test_device};
+    use crate::test_util::test_device;
 
-    fn grad_of(
-        inputs: &[&Tensor],
-        up: &Tensor,
-        f: &dyn Fn(&[&Tensor]) -> Tensor,
-    ) -> (Tensor, Vec<Tensor>) {
-        let vars: Vec<Var> = inputs
-            .iter()
-            .map(|t| Var::from_tensor(t).unwrap())
-            .collect();
-        let ts: Vec<&Tensor> = vars.iter().map(Var::as_tensor).collect();
-        let y = f(&ts);
-        let loss = (&y * up).unwrap().sqr().unwrap().sum_all().unwrap();
-        let g = loss.backward().unwrap();
-        let grads = ts.iter().map(|t| g.get(t).unwrap().clone()).collect();
-        (y, grads)
-    }
-
-    fn randn(shape: &[usize], std: f32) -> Tensor {
-        Tensor::randn(0f32, std, shape, &test_device()).unwrap()
-    }
-
-    fn assert_close(what: &str, a: &(Tensor, Vec<Tensor>), b: &(Tensor, Vec<Tensor>), tol: f32) {
-        let d = max_abs_diff(&a.0, &b.0);
-        assert!(d < tol, "{what}: values differ by {d}");
-        for (i, (x, y)) in a.1.iter().zip(&b.1).enumerate() {
-            let scale = y
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            let d = max_abs_diff(x, y) / scale.max(1.0);
-            assert!(d < tol, "{what}: gradient {i} differs by {d} (relative)");
+    #[test]
+    fn every_op_matches_the_composed_reference() {
+        let checks = super::check_against_composed(&test_device()).unwrap();
+        assert_eq!(checks.len(), 6);
+        for c in &checks {
+            eprintln!(
+                "{}: values {:.1e}, gradients {:.1e}",
+                c.name, c.value_diff, c.grad_diff
+            );
+            assert!(c.value_diff < 1e-5, "{c:?}");
+            assert!(c.grad_diff < 1e-5, "{c:?}");
         }
     }
 
     #[test]
-    fn softmax_and_rms_norm_match_composed() {
-        let (x0, w0, up) = (
-            randn(&[3, 4, 37], 2.0),
-            randn(&[37], 1.0),
-            randn(&[3, 4, 37], 1.0),
-        );
-        let a = grad_of(&[&x0], &up, &|x| super::softmax_last(x[0]).unwrap());
-        let b = grad_of(&[&x0], &up, &|x| {
-            candle_nn::ops::softmax(x[0], D::Minus1).unwrap()
-        });
-        assert_close("softmax", &a, &b, 1e-5);
-        let a = grad_of(&[&x0, &w0], &up, &|x| {
-            super::rms_norm(x[0], x[1], 1e-5).unwrap()
-        });
-        let b = grad_of(&[&x0, &w0], &up, &|x| {
-            crate::ops::rms_norm_composed(x[0], x[1], 1e-5).unwrap()
-        });
-        assert_close("rms-norm", &a, &b, 1e-5);
-    }
-
-    #[test]
-    fn rope_and_masked_softmax_match_composed() {
-        let dev = test_device();
-        let pos = vec![vec![0, 1, 2, 7], vec![3, 4, 5, 6]];
-        let (c, s) = crate::ops::rope_tables(&pos, 8, 100.0, DType::F32, &dev).unwrap();
-        let (x0, up) = (randn(&[2, 3, 4, 8], 1.0), randn(&[2, 3, 4, 8], 1.0));
-        for inter in [false, true] {
-            let a = grad_of(&[&x0], &up, &|x| super::rope(x[0], &c, &s, inter).unwrap());
-            let b = grad_of(&[&x0], &up, &|x| {
-                crate::ops::rope_composed(x[0], &c, &s, inter).unwrap()
-            });
-            assert_close(&format!("rope (interleaved {inter})"), &a, &b, 1e-5);
-        }
-        // b=2, kv=2, g=3, t=4 queries, T=6 keys, padding in the mask.
-        let valid = vec![vec![true; 6], vec![false, false, true, true, true, true]];
-        let mask = crate::ops::attention_mask(&valid, 4, DType::F32, &dev).unwrap();
-        let (x0, up) = (randn(&[2, 2, 12, 6], 3.0), randn(&[2, 2, 12, 6], 1.0));
-        let a = grad_of(&[&x0], &up, &|x| {
-            super::masked_softmax(x[0], &mask, 0.125).unwrap()
-        });
-        let b = grad_of(&[&x0], &up, &|x| {
-            let att = (x[0] * 0.125)
-                .unwrap()
-                .reshape((2, 2, 3, 4, 6))
-                .unwrap()
-                .broadcast_add(&mask)
-                .unwrap();
-            candle_nn::ops::softmax(&att, D::Minus1)
-                .unwrap()
-                .reshape((2, 2, 12, 6))
-                .unwrap()
-        });
-        assert_close("masked softmax", &a, &b, 1e-5);
-    }
-
-    #[test]
-    fn token_logprobs_and_entropy_match_composed() {
-        let z0 = randn(&[5, 41], 3.0);
-        let targets = [0u32, 40, 7, 7, 19];
-        let (up_lp, up_h) = (randn(&[5], 1.0), randn(&[5], 1.0));
-        let run = |device_path: bool| {
-            let z = Var::from_tensor(&z0).unwrap();
-            let (lp, h) = if device_path {
-                super::token_logprobs_and_entropy(z.as_tensor(), &targets, true).unwrap()
-            } else {
-                crate::logprob::composed(z.as_tensor(), &targets, true).unwrap()
-            };
-            let h = h.unwrap();
-            let loss = ((&lp * &up_lp).unwrap().sum_all().unwrap()
-                + (&h * &up_h).unwrap().sqr().unwrap().sum_all().unwrap())
-            .unwrap();
-            let g = loss.backward().unwrap().get(z.as_tensor()).unwrap().clone();
-            (lp, h, g)
-        };
-        let (a, b) = (run(true), run(false));
-        assert!(max_abs_diff(&a.0, &b.0) < 1e-5, "log-probs");
-        assert!(max_abs_diff(&a.1, &b.1) < 1e-5, "entropies");
-        assert!(max_abs_diff(&a.2, &b.2) < 1e-4, "gradient");
-        // Without the entropy: the same log-probs and their gradient alone.
+    fn log_probs_without_entropy() {
+        let z0 = Tensor::randn(0f32, 3.0, (5, 41), &test_device()).unwrap();
         let z = Var::from_tensor(&z0).unwrap();
-        let (lp, h) = super::token_logprobs_and_entropy(z.as_tensor(), &targets, false).unwrap();
+        let (lp, h) =
+            super::token_logprobs_and_entropy(z.as_tensor(), &[0, 40, 7, 7, 19], false).unwrap();
         assert!(h.is_none());
+        let (reference, _) = crate::logprob::composed(&z0, &[0, 40, 7, 7, 19], false).unwrap();
+        assert!(crate::test_util::max_abs_diff(&lp, &reference) < 1e-5);
         let g = lp.sum_all().unwrap().backward().unwrap();
         let g = g.get(z.as_tensor()).unwrap();
         // Σ_j ∂lp/∂z_j = 1 - Σ p = 0 per row.

@@ -112,7 +112,9 @@ pub struct BenchArgs {
     /// Workloads to run (train, score, gen1, gen8; `lpdiff` on request: the score batch's
     /// log-probs in f32 and in bf16 on the same weights; `update` on request: one RL optimizer step
     /// through the trainer's `run_update` on `--batch` rows of `--prompt-len` +
-    /// `--response-len` tokens, one micro-batch, SPEAR's Clip-Cov loss with the entropy bonus).
+    /// `--response-len` tokens, one micro-batch, SPEAR's Clip-Cov loss with the entropy bonus;
+    /// `kernels` on request: the training path's fused ops for non-CPU devices against the
+    /// composed ops on `--device`, values and gradients).
     #[arg(long, value_delimiter = ',', default_value = "train,score,gen1,gen8")]
     pub only: Vec<String>,
     /// Device: `cpu` or `cuda:N` (a build with `--features cuda`).
@@ -408,6 +410,23 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .collect();
     let tokens = args.batch * args.seq_len;
     let want = |w: &str| args.only.iter().any(|x| x == w);
+    if want("kernels") {
+        // The training path's fused ops off the CPU (spear_model::device_ops) against composed
+        // ops, on this device (on the CPU: candle's CPU versions of the same kernels).
+        let dev = device(&args.device)?;
+        println!(
+            "# kernels on {}: device ops vs composed ops (f32)",
+            args.device
+        );
+        println!("| op | max abs diff, values | max rel diff, gradients |");
+        println!("|---|---:|---:|");
+        for c in spear_model::device_ops::check_against_composed(&dev)? {
+            println!(
+                "| {} | {:.2e} | {:.2e} |",
+                c.name, c.value_diff, c.grad_diff
+            );
+        }
+    }
     if want("update") {
         let (batch, p, r) = (args.batch, args.prompt_len, args.response_len);
         let rows: Vec<(Vec<u32>, Vec<u32>)> =
