@@ -117,4 +117,6 @@ pub(super) fn alfworld(c: &mut TrainConfig) {
     c.eval.splits = vec![EvalSplit::ValidSeen];
     c.rl.update.mini_batch_size = 1024;
     c.rl.update.micro_batch_size = 8;
+    // The SPEAR scripts' `actor_rollout_ref.model.enable_gradient_checkpointing=True`.
+    c.model.activation_checkpointing = true;
 }

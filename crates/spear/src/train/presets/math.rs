@@ -132,6 +132,8 @@ fn math_paper(c: &mut TrainConfig) {
     c.run.iterations = 139;
     c.run.eval_every = 5;
     c.run.save_every = 5;
+    // `enable_gradient_checkpointing=True`, as `run_qwen3-32b_spear.sh`.
+    c.model.activation_checkpointing = true;
     c.env.kind = EnvKind::Math;
     c.env.tasks_per_iter = 128;
     c.env.group_size = 16;

@@ -262,6 +262,25 @@ mod tests {
         assert_eq!(DEFAULT_PRESET.name, "household-tiny");
     }
 
+    /// The paper's runs checkpoint activations, as the SPEAR scripts do; the CPU presets do not
+    /// (their activations are small, and checkpointing costs a block forward).
+    #[test]
+    fn paper_presets_checkpoint_activations() {
+        for p in PRESETS {
+            let paper = p.name.starts_with("alfworld")
+                || p.name == "webshop"
+                || p.name.starts_with("webshop-") && !p.name.starts_with("webshop-tiny")
+                || p.name == "math-paper"
+                || p.name.starts_with("math-paper-");
+            assert_eq!(
+                p.config().model.activation_checkpointing,
+                paper,
+                "{}",
+                p.name
+            );
+        }
+    }
+
     /// The table's names are the base and the algorithm's suffix (none = SPEAR), each once.
     #[test]
     fn names_spell_base_and_algorithm() {
