@@ -83,6 +83,8 @@ def bench(a):
           f"{torch.cuda.get_device_name(0)}, model {a.hf_dir}", flush=True)
     model = AutoModelForCausalLM.from_pretrained(a.hf_dir, dtype=torch.float32, attn_implementation="sdpa")
     model.to(dev)
+    if a.grad_ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     g = torch.Generator(device="cpu").manual_seed(0)
     ids = torch.randint(0, model.config.vocab_size, (a.batch, a.seq_len), generator=g).to(dev)
 
@@ -105,7 +107,8 @@ def bench(a):
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        row(f"train {a.batch}x{a.seq_len} amp_bf16 (fwd+bwd+AdamW)", a.batch * a.seq_len,
+        ck = ", grad-ckpt" if a.grad_ckpt else ""
+        row(f"train {a.batch}x{a.seq_len} amp_bf16{ck} (fwd+bwd+AdamW)", a.batch * a.seq_len,
             timed(step, a.reps, a.warmup))
         del opt
     if "gen" in a.only:
@@ -158,6 +161,8 @@ def main():
     b.add_argument("--reps", type=int, default=3)
     b.add_argument("--warmup", type=int, default=1)
     b.add_argument("--only", default="train,gen")
+    b.add_argument("--grad-ckpt", action="store_true",
+                   help="train with HF gradient checkpointing (as spear's --activation-checkpointing)")
     lp = sub.add_parser("logprobs")
     lp.add_argument("--hf-dir", required=True)
     lp.add_argument("--ids", required=True)

@@ -9,7 +9,8 @@
 #   - random-weight Qwen2-shaped models (0.5B and 1.5B shapes) are created on the machine.
 # It measures, spear and PyTorch side by side on the same weights:
 #   1. training tokens/s (forward + backward + AdamW, 8 x 1024), spear bf16 vs torch autocast bf16;
-#   2. generation tokens/s at batch 1 and 8 (spear's bench) and torch at 1, 8 and 64;
+#   2. generation tokens/s at batch 1 and 8 (spear's bench) and torch at 1, 8 and 64; peak GPU
+#      memory of a training step with and without activation checkpointing, both sides;
 #   3. log-prob agreement: spear on the GPU, spear on the CPU, PyTorch (fp32); the training
 #      path's fused ops on the GPU against composed ops (`spear bench model --only kernels`);
 #   4. 3 iterations of `spear train --preset household-tiny --set model.device=cuda:0`, and of
@@ -54,6 +55,29 @@ for size in $SIZES; do
     "$PY" "$BENCH" bench --hf-dir "$M" --batch 8 --seq-len 1024 --gen-batches 1,8,64 > "$OUT/torch-$size.txt" 2>&1 \
         || { tail -20 "$OUT/torch-$size.txt" >&2; row "| $size | torch bench | FAILED |"; }
     while read -r l; do row "| $size $l"; done < <(grep '^|' "$OUT/torch-$size.txt")
+done
+
+# 2b. Peak GPU memory of one training step (8 x 1024) on the smallest model, with and without
+# activation checkpointing, spear and PyTorch, read the same way for both: the highest
+# `memory.used` nvidia-smi reports every 100 ms while the process runs (CUDA context and
+# allocator caches included; torch's own max_memory_allocated is in its rows above).
+peak_gpu() {  # peak_gpu OUTFILE CMD... -> prints the peak MiB used during CMD
+    local f="$1"; shift
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$f.smi" 2>/dev/null &
+    local smi=$!
+    "$@" > "$f" 2>&1; local rc=$?
+    kill "$smi" 2>/dev/null; wait "$smi" 2>/dev/null
+    [ $rc = 0 ] && sort -n "$f.smi" | tail -1 || echo "FAILED (see $f)"
+}
+M="$OUT/qwen2-$(echo "$SIZES" | awk '{print $1}')"
+base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+for ck in off on; do
+    flag=$([ $ck = on ] && echo --activation-checkpointing)
+    log "peak GPU memory, spear train bf16 8x1024, checkpointing $ck"
+    row "| memory | spear train 8x1024 bf16, checkpointing $ck | peak $(peak_gpu "$OUT/mem-spear-$ck.txt" "$SPEAR" bench model --model "$M" --device cuda:0 --dtype bf16 --batch 8 --seq-len 1024 --reps 1 --only train $flag) MiB (idle $base MiB) |"
+    flag=$([ $ck = on ] && echo --grad-ckpt)
+    log "peak GPU memory, torch train amp bf16 8x1024, checkpointing $ck"
+    row "| memory | torch train 8x1024 amp bf16, checkpointing $ck | peak $(peak_gpu "$OUT/mem-torch-$ck.txt" "$PY" "$BENCH" bench --hf-dir "$M" --batch 8 --seq-len 1024 --reps 1 --warmup 0 --only train $flag) MiB (idle $base MiB) |"
 done
 
 # 3. Log-prob agreement on the smallest model: 4 rows of 64 random tokens.
