@@ -409,7 +409,8 @@ pub struct Decoder {
     /// Use candle's fused kernels in `Mode::Infer` (on by default).
     pub fused_inference: bool,
     /// Precision of the linear layers' products (`model.dtype`): f32, or bf16 inputs with f32
-    /// sums on the CPU ([`crate::linear_bf16`]); weights and everything else stay f32.
+    /// sums ([`crate::linear_bf16`]: our kernels on the CPU, candle's bf16 matmul elsewhere);
+    /// weights and everything else stay f32.
     pub compute_dtype: ComputeDtype,
     /// Activation checkpointing per decoder block (`model.activation_checkpointing`, off by
     /// default): in `Mode::Train` a block keeps only its input `[b·t, hidden]` for the backward,
@@ -518,10 +519,15 @@ impl Decoder {
     /// `x: [n, in]` times `W^T` (+ bias, + LoRA).
     fn linear(&self, x: &Tensor, w: &str, bias: Option<&str>, mode: Mode) -> Result<Tensor> {
         let wt = self.w(w, mode)?;
-        let mut y = if self.compute_dtype == ComputeDtype::Bf16 && linear_bf16::supported(x, &wt) {
-            linear_bf16::linear(x, &wt, None)?
-        } else {
-            x.matmul(&wt.t()?)?
+        let mut y = match self.compute_dtype {
+            ComputeDtype::Bf16 if linear_bf16::supported(x, &wt) => {
+                linear_bf16::linear(x, &wt, None)?
+            }
+            // Off the CPU: candle's bf16 matmul (cuBLAS on a GPU), autocast-style.
+            ComputeDtype::Bf16 if x.dtype() == DType::F32 && !x.device().is_cpu() => {
+                linear_bf16::linear_generic(x, &wt)?
+            }
+            _ => x.matmul(&wt.t()?)?,
         };
         if let Some(b) = bias {
             y = y.broadcast_add(&self.w(b, mode)?)?;

@@ -68,6 +68,19 @@ pub fn linear(x: &Tensor, w: &Tensor, path: Option<Bf16Path>) -> Result<Tensor> 
     )?)
 }
 
+/// `x · wᵀ` with bf16 products through candle's own matmul, for devices other than the CPU
+/// (a GPU: cuBLAS bf16 GEMM with f32 accumulation): `x` and `w` are cast to bf16, the product's
+/// bf16 output is widened back to f32, as PyTorch's autocast does for a linear layer. The casts
+/// are differentiable, so the gradients flow back to the f32 tensors (the backward's products run
+/// in bf16 too). Runs on the CPU as well (candle widens bf16 to f32 there), which is how the tests
+/// check it.
+pub fn linear_generic(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let y = x
+        .to_dtype(DType::BF16)?
+        .broadcast_matmul(&w.to_dtype(DType::BF16)?.t()?)?;
+    Ok(y.to_dtype(x.dtype())?)
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     /// `(x [.., k], w [n, k]) -> x wᵀ [.., n]`.
@@ -308,6 +321,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The device path (cuBLAS on a GPU, here candle's CPU matmul): the same bf16-rounded
+    /// products as the AMX / f32-gemm paths up to the bf16 rounding of its output (2⁻⁸
+    /// relative), for the forward and both gradients; a frozen weight gets no gradient.
+    #[test]
+    fn generic_path_matches_the_kernel_paths_to_bf16_output_rounding() {
+        let dev = crate::test_util::test_device();
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 7, 33), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (17, 33), &dev).unwrap()).unwrap();
+        let gy = Tensor::randn(0f32, 1.0, (2, 7, 17), &dev).unwrap();
+        let y = linear_generic(x.as_tensor(), w.as_tensor()).unwrap();
+        assert_eq!(y.dtype(), DType::F32);
+        let want = round(x.as_tensor())
+            .broadcast_matmul(&round(w.as_tensor()).t().unwrap())
+            .unwrap();
+        assert!(max_rel(&y, &want) < 8e-3, "forward {}", max_rel(&y, &want));
+        assert!(max_rel(&y, &want) > 0.0, "bf16 output rounding expected");
+        let grads = (y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = round(&gy).reshape((14, 17)).unwrap();
+        let want_gx = g2
+            .matmul(&round(w.as_tensor()))
+            .unwrap()
+            .reshape((2, 7, 33))
+            .unwrap();
+        let want_gw = g2
+            .t()
+            .unwrap()
+            .matmul(&round(x.as_tensor()).reshape((14, 33)).unwrap())
+            .unwrap();
+        let (gx, gw) = (
+            grads.get(x.as_tensor()).unwrap(),
+            grads.get(w.as_tensor()).unwrap(),
+        );
+        assert_eq!((gx.dtype(), gw.dtype()), (DType::F32, DType::F32));
+        assert!(max_rel(gx, &want_gx) < 8e-3, "dx {}", max_rel(gx, &want_gx));
+        assert!(max_rel(gw, &want_gw) < 8e-3, "dw {}", max_rel(gw, &want_gw));
+        let frozen = w.as_tensor().detach();
+        let y = linear_generic(x.as_tensor(), &frozen).unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(x.as_tensor()).is_some() && grads.get(&frozen).is_none());
     }
 
     #[test]

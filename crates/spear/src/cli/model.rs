@@ -357,7 +357,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "spear bench model --model {} (batch {} x {}, generation {} + {}, median of {})",
             args.model, args.batch, args.seq_len, args.prompt_len, args.new_tokens, args.reps
         );
-        println!("{}", kernel_line(args.dtype));
+        if args.device == "cpu" {
+            println!("{}", kernel_line(args.dtype));
+        } else {
+            println!(
+                "kernels on {}: matmul candle ({} products{}); training ops: spear_model::device_ops",
+                args.device,
+                args.dtype,
+                if args.dtype == ComputeDtype::Bf16 { ", f32 accumulation" } else { "" }
+            );
+        }
         if args.only.iter().any(|w| w == "update") {
             println!(
                 "update: {} rows of {} prompt + {} response tokens, one micro-batch, \

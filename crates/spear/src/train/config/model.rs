@@ -210,8 +210,9 @@ pub struct ModelSection {
     /// `--features cuda`). Default `cpu`.
     pub device: DeviceSpec,
     /// Precision of the linear layers' matrix products: `f32`, or `bf16` (inputs rounded to
-    /// bf16, sums in f32, on AMX / AVX512-BF16 where the CPU has them; weights, gradients, AdamW
-    /// state and the log-softmax stay f32). CPU only; other devices run f32. Default `f32`.
+    /// bf16, sums in f32, on AMX / AVX512-BF16 where the CPU has them; on a GPU candle's bf16
+    /// matmul, cuBLAS, autocast-style; weights, gradients, AdamW state and the log-softmax stay
+    /// f32). Default `f32`.
     pub dtype: DtypeSpec,
     /// Activation checkpointing per decoder block (verl's `enable_gradient_checkpointing`): the
     /// RL update and the warm start keep only each block's input for the backward and run the
