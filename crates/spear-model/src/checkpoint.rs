@@ -137,7 +137,9 @@ pub fn merged_weights(model: &Decoder) -> Result<Vec<(String, Tensor)>> {
             Some(ad) => {
                 let a = model.params().get(&ad.a)?.as_tensor().detach();
                 let b = model.params().get(&ad.b)?.as_tensor().detach();
-                (w + (b.matmul(&a)? * ad.scale)?)?
+                let delta = (b.matmul(&a)? * ad.scale)?;
+                // In the adapters' dtype (f32), also over a base held in bf16.
+                (w.to_dtype(delta.dtype())? + delta)?
             }
             None => w,
         };

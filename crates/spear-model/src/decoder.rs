@@ -494,10 +494,11 @@ impl Decoder {
             .unwrap_or(Device::Cpu)
     }
 
-    /// Dtype of the weights.
+    /// Dtype of the activations: the final norm's weight's (a LoRA base held in bf16,
+    /// [`crate::lora::hold_frozen_base_in_bf16`], leaves the norms and activations in f32).
     pub fn dtype(&self) -> DType {
         self.params
-            .get("model.embed_tokens.weight")
+            .get("model.norm.weight")
             .map(|v| v.dtype())
             .unwrap_or(DType::F32)
     }
@@ -527,6 +528,7 @@ impl Decoder {
             ComputeDtype::Bf16 if x.dtype() == DType::F32 && !x.device().is_cpu() => {
                 linear_bf16::linear_generic(x, &wt)?
             }
+            _ if wt.dtype() != x.dtype() => x.matmul(&wt.to_dtype(x.dtype())?.t()?)?,
             _ => x.matmul(&wt.t()?)?,
         };
         if let Some(b) = bias {
@@ -565,6 +567,10 @@ impl Decoder {
         let mut h = emb
             .index_select(&input.ids.flatten_all()?, 0)?
             .reshape((b * t, cfg.hidden_size))?;
+        if h.dtype() != self.dtype() {
+            // Embeddings held in bf16 (a frozen LoRA base); the residual stream stays f32.
+            h = h.to_dtype(self.dtype())?;
+        }
         for l in 0..self.names.len() {
             h = if checkpoint {
                 self.checkpointed_block(l, &h, input)?

@@ -5,6 +5,7 @@
 //! does the same for its two products, `∂x = g · W` and `∂W = gᵀ · x` (read through strides, no
 //! transposed copies); `∂W` is skipped for a frozen weight.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
@@ -50,9 +51,10 @@ impl std::fmt::Display for ComputeDtype {
     }
 }
 
-/// Whether [`linear`] can run on these tensors (CPU, f32).
+/// Whether [`linear`] can run on these tensors (CPU, f32 input, f32 or bf16 weight: a LoRA
+/// base held in bf16, `model.lora_base_dtype`).
 pub fn supported(x: &Tensor, w: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32
+    x.device().is_cpu() && x.dtype() == DType::F32 && matches!(w.dtype(), DType::F32 | DType::BF16)
 }
 
 /// `x: [.., k]` times `wᵀ` for `w: [n, k]`, in bf16 with f32 sums, on the path
@@ -104,14 +106,18 @@ fn rows_cols(l: &Layout) -> candle_core::Result<(usize, usize)> {
     Ok((lead.iter().product(), c))
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("bf16 linear: f32 tensors only")
-    };
+/// The contiguous f32 data of an input; a bf16 one (a frozen weight held in bf16) is widened
+/// into a temporary, which costs one pass over the weight per product, not its f32 copy kept
+/// alive for the backward.
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<Cow<'a, [f32]>> {
     let (a, b) = l
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg("bf16 linear: input not contiguous".into()))?;
-    Ok(&v[a..b])
+    match s {
+        CpuStorage::F32(v) => Ok(Cow::Borrowed(&v[a..b])),
+        CpuStorage::BF16(v) => Ok(Cow::Owned(v[a..b].iter().map(|x| x.to_f32()).collect())),
+        _ => candle_core::bail!("bf16 linear: f32 or bf16 tensors only"),
+    }
 }
 
 impl CustomOp2 for Bf16Linear {
@@ -127,6 +133,7 @@ impl CustomOp2 for Bf16Linear {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (d1, d2) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let (d1, d2) = (&*d1, &*d2);
         let ((r1, c1), (r2, c2)) = (rows_cols(l1)?, rows_cols(l2)?);
         let (a, b, shape) = match self.kind {
             Kind::Forward => {

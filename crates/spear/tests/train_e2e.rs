@@ -548,3 +548,65 @@ fn lora_trains_only_adapters_and_resumes_exactly() {
     common::assert_kill_and_resume_match(&out, &[], &lora("b"), "b", 1, "a");
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// `model.lora_base_dtype = "bf16"`: the frozen base is checkpointed in bf16 and never changes,
+/// the adapters (f32) train, and a run killed with `kill -9` resumes to the same metrics. Without
+/// LoRA, or without `model.dtype = "bf16"`, the setting is refused by name.
+#[test]
+fn lora_with_a_bf16_base_trains_and_resumes_exactly() {
+    let out = tmp("lora-bf16");
+    let lora = |name: &str| {
+        let mut s = tiny_sets(&out, name, 3);
+        s.push("model.lora_rank=2".into());
+        s.push("model.lora_alpha=4".into());
+        s.push("model.lora_target_modules=[\"q_proj\", \"down_proj\"]".into());
+        s.push("model.dtype=\"bf16\"".into());
+        s.push("model.lora_base_dtype=\"bf16\"".into());
+        s.push("optim.lr=0.01".into());
+        s
+    };
+    let a = run_train(&lora("a"), &[]);
+    let stderr = String::from_utf8_lossy(&a.stderr);
+    assert!(a.status.success(), "{stderr}");
+    assert!(stderr.contains("held in bf16"), "{stderr}");
+    let latest = std::fs::read_to_string(out.join("a/checkpoints/latest")).unwrap();
+    let p = out
+        .join("a/checkpoints")
+        .join(latest.trim())
+        .join("model.safetensors");
+    let ck = candle_core::safetensors::load(&p, &candle_core::Device::Cpu).unwrap();
+    let mut held = 0;
+    for (k, t) in &ck {
+        let Some(name) = k.strip_prefix("param/") else {
+            continue;
+        };
+        let want = if name.contains(".lora_") || t.rank() == 1 {
+            candle_core::DType::F32
+        } else {
+            held += 1;
+            candle_core::DType::BF16
+        };
+        assert_eq!(t.dtype(), want, "{name}");
+    }
+    // Embeddings + 1 layer x 7 linear weights.
+    assert_eq!(held, 8);
+    common::assert_kill_and_resume_match(&out, &[], &lora("b"), "b", 1, "a");
+    for (bad, why) in [
+        (vec!["model.lora_base_dtype=\"bf16\""], "model.lora_rank"),
+        (
+            vec!["model.lora_base_dtype=\"bf16\"", "model.lora_rank=2"],
+            "model.dtype",
+        ),
+    ] {
+        let mut s = tiny_sets(&out, "bad", 1);
+        s.extend(bad.iter().map(|x| x.to_string()));
+        let o = run_train(&s, &[]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(
+            e.contains("model.lora_base_dtype") && e.contains(why),
+            "{e}"
+        );
+    }
+    std::fs::remove_dir_all(&out).ok();
+}

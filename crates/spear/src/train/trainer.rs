@@ -161,9 +161,16 @@ impl Trainer {
         };
         let n = spear_model::lora::add_lora(&mut self.policy.model, &lora)
             .context("model.lora_target_modules")?;
+        let held = if self.cfg.model.lora_base_dtype.0 == spear_model::ComputeDtype::Bf16 {
+            let k = spear_model::lora::hold_frozen_base_in_bf16(&mut self.policy.model)
+                .context("model.lora_base_dtype")?;
+            format!("; the frozen base ({k} matrices) held in bf16")
+        } else {
+            String::new()
+        };
         let params = self.policy.model.params();
         progress.line(&format!(
-            "LoRA r = {}, alpha = {} on {n} weights: {:.3} M of {:.2} M parameters train",
+            "LoRA r = {}, alpha = {} on {n} weights: {:.3} M of {:.2} M parameters train{held}",
             lora.rank,
             lora.alpha,
             params.num_trainable() as f64 / 1e6,

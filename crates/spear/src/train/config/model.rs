@@ -252,6 +252,12 @@ pub struct ModelSection {
     /// Linear layers that get adapters, by module name. Default every linear layer of the
     /// decoder blocks: q/k/v/o_proj and gate/up/down_proj.
     pub lora_target_modules: Vec<String>,
+    /// LoRA: the dtype the frozen base is held in, `f32` or `bf16` (2 bytes per base parameter
+    /// instead of 4: every frozen matrix, embeddings included; norms, adapters and optimizer state
+    /// stay f32). `bf16` needs `lora_rank > 0` and `dtype = "bf16"` (the products then read the
+    /// bf16 weights directly). Checkpoints store the base as held; evaluation, export and weight
+    /// sync fold the adapters into f32 weights. Default `f32`.
+    pub lora_base_dtype: DtypeSpec,
 }
 
 /// Module names LoRA can adapt (the decoder's linear layers).
@@ -285,6 +291,7 @@ impl Default for ModelSection {
             lora_rank: 0,
             lora_alpha: 16.0,
             lora_target_modules: LORA_MODULES.iter().map(|m| m.to_string()).collect(),
+            lora_base_dtype: DtypeSpec::default(),
         }
     }
 }
@@ -307,6 +314,22 @@ impl ModelSection {
 
     /// Checks the tiny model's sizes (other sources bring their own) and the LoRA settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.lora_base_dtype.0 == spear_model::ComputeDtype::Bf16 {
+            if self.lora_rank == 0 {
+                return Err(ConfigError::new(
+                    "model.lora_base_dtype",
+                    "\"bf16\" holds the frozen base of a LoRA run; set model.lora_rank > 0, or \
+                     use \"f32\"",
+                ));
+            }
+            if self.dtype.0 != spear_model::ComputeDtype::Bf16 {
+                return Err(ConfigError::new(
+                    "model.lora_base_dtype",
+                    "a base held in bf16 is read by bf16 products; set model.dtype = \"bf16\" \
+                     too, or use \"f32\"",
+                ));
+            }
+        }
         if self.lora_rank > 0 {
             if !(self.lora_alpha.is_finite() && self.lora_alpha > 0.0) {
                 return Err(ConfigError::new(
@@ -365,6 +388,28 @@ impl ModelSection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bf16_lora_base_needs_lora_and_bf16_products() {
+        let bf16 = DtypeSpec(spear_model::ComputeDtype::Bf16);
+        let mut m = ModelSection {
+            lora_base_dtype: bf16,
+            ..ModelSection::default()
+        };
+        let e = m.validate().unwrap_err();
+        assert!(
+            e.key == "model.lora_base_dtype" && e.message.contains("lora_rank"),
+            "{e:?}"
+        );
+        m.lora_rank = 4;
+        let e = m.validate().unwrap_err();
+        assert!(
+            e.key == "model.lora_base_dtype" && e.message.contains("model.dtype"),
+            "{e:?}"
+        );
+        m.dtype = bf16;
+        assert!(m.validate().is_ok());
+    }
 
     #[test]
     fn lora_settings_are_checked_only_when_on() {
