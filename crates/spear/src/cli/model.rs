@@ -135,6 +135,14 @@ pub struct BenchArgs {
     /// `model.activation_checkpointing`): compare the peak RSS and time with and without.
     #[arg(long)]
     pub activation_checkpointing: bool,
+    /// LoRA rank for the `train` workload (adapters on every linear layer of the blocks, alpha
+    /// 16; 0 = full fine-tuning), as `model.lora_rank`.
+    #[arg(long, default_value_t = 0)]
+    pub lora_rank: usize,
+    /// With `--lora-rank`: hold the frozen base in bf16 (`model.lora_base_dtype = "bf16"`;
+    /// needs `--dtype bf16`).
+    #[arg(long)]
+    pub lora_base_bf16: bool,
     /// Instead of benchmarking, write the model as an HF directory here (for
     /// `benches/torch_model_bench.py --hf-dir`, so both sides run identical weights).
     #[arg(long)]
@@ -392,6 +400,39 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let (mut model, _) = bench_model(&args.model, &args.device)?;
     model.compute_dtype = args.dtype;
     model.activation_checkpointing = args.activation_checkpointing;
+    if args.lora_base_bf16 && (args.lora_rank == 0 || args.dtype != ComputeDtype::Bf16) {
+        bail!("--lora-base-bf16 needs --lora-rank > 0 and --dtype bf16");
+    }
+    if args.lora_rank > 0 {
+        let lc = spear_model::lora::LoraConfig {
+            rank: args.lora_rank,
+            alpha: 16.0,
+            target_modules: [
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ]
+            .map(String::from)
+            .to_vec(),
+            seed: 0,
+        };
+        spear_model::lora::add_lora(&mut model, &lc)?;
+        if args.lora_base_bf16 {
+            spear_model::lora::hold_frozen_base_in_bf16(&mut model)?;
+        }
+        let p = model.params();
+        println!(
+            "# LoRA r = {}: {:.2} M of {:.1} M parameters train; base held in {}",
+            args.lora_rank,
+            p.num_trainable() as f64 / 1e6,
+            p.num_params() as f64 / 1e6,
+            if args.lora_base_bf16 { "bf16" } else { "f32" }
+        );
+    }
     let cfg = model.config().clone();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut rand_ids = |n: usize| -> Vec<u32> {
