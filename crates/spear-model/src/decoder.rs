@@ -6,10 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::backend::BackendStorage;
-use candle_core::{
-    CpuStorage, CudaStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, Var, D,
-};
+use candle_core::{DType, Device, Tensor, Var, D};
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
@@ -668,8 +665,8 @@ impl Decoder {
     }
 
     /// Block `l` with activation checkpointing: run without a graph (only `h` and the output
-    /// stay alive), and joined to `h` by [`CheckpointedBlock`], whose backward runs the block
-    /// again with the graph.
+    /// stay alive), and joined to `h` by a join op ([`crate::device_ops`]) whose backward runs the
+    /// block again with the graph.
     fn checkpointed_block(&self, l: usize, h: &Tensor, input: &ForwardInput) -> Result<Tensor> {
         // The same composed kernels as the recomputation in the backward, weights detached.
         let y = self
@@ -682,12 +679,29 @@ impl Decoder {
         } else {
             Var::from_tensor(h)?.as_tensor().clone()
         };
-        let op = CheckpointedBlock {
-            model: self.clone(),
-            layer: l,
-            input: input.clone(),
-        };
-        Ok(h.apply_op2(&y, op)?)
+        // The backward runs the block again on its input with the graph, returns the input's
+        // gradient, and adds the block weights' gradients to the pending store
+        // ([`ParamStore::take_pending_grads`]).
+        let (model, input) = (self.clone(), input.clone());
+        crate::device_ops::join("checkpointed-block", &[&h], y, move |xs, _, g| {
+            let wrap = |e: ModelError| candle_core::Error::Msg(format!("checkpointed block: {e}"));
+            let x = Var::from_tensor(xs[0])?;
+            let y = model
+                .block(l, x.as_tensor(), &input, None, Mode::Train, false)
+                .map_err(wrap)?;
+            // d/dθ Σ y ⊙ ḡ is the vector-Jacobian product of the block with the incoming
+            // gradient.
+            let store = (y * g)?.sum_all()?.backward()?;
+            for (name, var) in model.params.trainable() {
+                if let Some(gr) = store.get(var.as_tensor()) {
+                    model
+                        .params
+                        .add_pending_grad(name, gr.detach())
+                        .map_err(wrap)?;
+                }
+            }
+            Ok(vec![store.get(x.as_tensor()).map(Tensor::detach)])
+        })
     }
 
     /// Logits `[n, vocab]` of hidden rows `[n, hidden]`.
@@ -706,86 +720,6 @@ impl Decoder {
         let (b, t, hs) = h.dims3()?;
         let lg = self.logits(&h.reshape((b * t, hs))?, mode)?;
         Ok(lg.reshape((b, t, self.cfg.vocab_size))?)
-    }
-}
-
-/// The join of a checkpointed block ([`Decoder::activation_checkpointing`]): the forward returns
-/// the block's output computed without a graph (`arg2`); the backward runs block `layer` again
-/// on its input (`arg1`) with the graph, returns the input's gradient and adds the block weights'
-/// gradients to the model's pending store ([`ParamStore::take_pending_grads`]).
-struct CheckpointedBlock {
-    model: Decoder,
-    layer: usize,
-    input: ForwardInput,
-}
-
-impl CheckpointedBlock {
-    /// A copy of the precomputed output (contiguous from offset 0, as `checkpointed_block`
-    /// makes it).
-    fn copy<S: BackendStorage>(s: &S, l: &Layout) -> candle_core::Result<(S, Shape)> {
-        if !l.is_contiguous() || l.start_offset() != 0 {
-            return Err(candle_core::Error::Msg(
-                "checkpointed block: output is not contiguous from offset 0".into(),
-            ));
-        }
-        Ok((s.try_clone(l)?, l.shape().clone()))
-    }
-}
-
-impl CustomOp2 for CheckpointedBlock {
-    fn name(&self) -> &'static str {
-        "checkpointed-block"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        Self::copy(s2, l2)
-    }
-
-    fn cuda_fwd(
-        &self,
-        _: &CudaStorage,
-        _: &Layout,
-        s2: &CudaStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
-        Self::copy(s2, l2)
-    }
-
-    fn bwd(
-        &self,
-        arg1: &Tensor,
-        _arg2: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let wrap = |e: ModelError| candle_core::Error::Msg(format!("checkpointed block: {e}"));
-        let x = Var::from_tensor(&arg1.detach())?;
-        let y = self
-            .model
-            .block(
-                self.layer,
-                x.as_tensor(),
-                &self.input,
-                None,
-                Mode::Train,
-                false,
-            )
-            .map_err(wrap)?;
-        // d/dθ Σ y ⊙ ḡ is the vector-Jacobian product of the block with the incoming gradient.
-        let store = (y * grad_res.detach())?.sum_all()?.backward()?;
-        let params = &self.model.params;
-        for (name, var) in params.trainable() {
-            if let Some(g) = store.get(var.as_tensor()) {
-                params.add_pending_grad(name, g.detach()).map_err(wrap)?;
-            }
-        }
-        Ok((store.get(x.as_tensor()).map(Tensor::detach), None))
     }
 }
 

@@ -124,8 +124,10 @@ impl CustomOp3 for Join {
     }
 }
 
-/// `y` (no graph) as a function of `inputs` (one or two) with the given backward.
-fn join(
+/// `y` (no graph) as a function of `inputs` (one or two) with the given backward, which gets
+/// the inputs and the output detached and the upstream gradient, and returns the inputs'
+/// gradients. Also the join of a checkpointed decoder block.
+pub(crate) fn join(
     name: &'static str,
     inputs: &[&Tensor],
     y: Tensor,
@@ -248,13 +250,7 @@ pub fn token_logprobs_and_entropy(
         let gz = (p * inner)?.neg()?;
         Ok(vec![Some(gz.scatter_add(&tgt, &g_lp, D::Minus1)?)])
     })?;
-    let lp = out.narrow(1, 0, 1)?.squeeze(1)?;
-    let ent = if with_entropy {
-        Some(out.narrow(1, 1, 1)?.squeeze(1)?)
-    } else {
-        None
-    };
-    Ok((lp, ent))
+    crate::logprob::split_columns(&out, with_entropy)
 }
 
 /// One op of [`check_against_composed`]: the largest differences to the composed reference.

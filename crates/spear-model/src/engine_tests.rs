@@ -29,6 +29,23 @@ fn prompt(p: &Policy, text: &str) -> Vec<u32> {
     p.chat_prompt_ids(&[ChatMessage::user(text)], None).unwrap()
 }
 
+/// Two chat prompts (of different lengths) and one response, for scoring tests.
+fn two_prompts_one_response(p: &Policy, second: &str) -> (Vec<Vec<u32>>, Vec<u32>) {
+    let prompts = vec![prompt(p, "what is red ?"), prompt(p, second)];
+    let resp = p.tokenizer.encode("take apple from fridge . done").unwrap();
+    (prompts, resp)
+}
+
+fn items<'a>(prompts: &'a [Vec<u32>], resp: &'a [u32]) -> Vec<ScoreItem<'a>> {
+    prompts
+        .iter()
+        .map(|x| ScoreItem {
+            prompt: x,
+            response: resp,
+        })
+        .collect()
+}
+
 #[test]
 fn sampling_and_scoring_log_probs_agree() {
     for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
@@ -521,18 +538,8 @@ fn multi_token_stop_string_matches_full_decoding() {
 #[test]
 fn bf16_log_probs_stay_close_to_f32() {
     let mut p = policy(Arch::Qwen2, 5);
-    let prompts = [
-        prompt(&p, "what is red ?"),
-        prompt(&p, "go to fridge . open fridge ."),
-    ];
-    let resp = p.tokenizer.encode("take apple from fridge . done").unwrap();
-    let items: Vec<ScoreItem> = prompts
-        .iter()
-        .map(|x| ScoreItem {
-            prompt: x,
-            response: &resp,
-        })
-        .collect();
+    let (prompts, resp) = two_prompts_one_response(&p, "go to fridge . open fridge .");
+    let items = items(&prompts, &resp);
     let f32_lp = p.score(&items, Mode::Infer, true).unwrap();
     p.model.compute_dtype = crate::ComputeDtype::Bf16;
     let bf_lp = p.score(&items, Mode::Infer, true).unwrap();
@@ -607,19 +614,9 @@ fn bf16_training_follows_f32() {
 fn activation_checkpointing_gives_the_plain_gradients() {
     let grads_of = |p: &mut Policy, checkpoint: bool| -> (f32, Grads) {
         p.model.activation_checkpointing = checkpoint;
-        let prompts = [
-            prompt(p, "what is red ?"),
-            prompt(p, "go to fridge . open fridge . take apple"),
-        ];
-        let resp = p.tokenizer.encode("take apple from fridge . done").unwrap();
-        let items: Vec<ScoreItem> = prompts
-            .iter()
-            .map(|x| ScoreItem {
-                prompt: x,
-                response: &resp,
-            })
-            .collect();
-        let s = p.score(&items, Mode::Train, true).unwrap();
+        let (prompts, resp) =
+            two_prompts_one_response(p, "go to fridge . open fridge . take apple");
+        let s = p.score(&items(&prompts, &resp), Mode::Train, true).unwrap();
         let ent = s.entropy.as_ref().unwrap().mean_all().unwrap();
         let loss = (s.logprobs.mean_all().unwrap().neg().unwrap() + (ent * 0.1).unwrap()).unwrap();
         let store = loss.backward().unwrap();
@@ -651,14 +648,7 @@ fn activation_checkpointing_gives_the_plain_gradients() {
             let b = g1
                 .get(name)
                 .unwrap_or_else(|| panic!("{what}: no gradient of {name}"));
-            let scale = a
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            let d = max_abs_diff(a, b) / scale.max(1e-6);
+            let d = crate::test_util::max_rel_diff(b, a);
             worst = worst.max(d);
             assert!(d < 1e-4, "{what}: {name}: relative difference {d:e}");
         }

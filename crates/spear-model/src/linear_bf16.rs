@@ -243,6 +243,7 @@ impl CustomOp2 for Bf16Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_rel_diff as max_rel;
     use candle_core::{Device, Var};
 
     fn round(t: &Tensor) -> Tensor {
@@ -250,25 +251,6 @@ mod tests {
             .unwrap()
             .to_dtype(DType::F32)
             .unwrap()
-    }
-
-    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
-        let d = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let s = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        d / s.max(1e-6)
     }
 
     /// Forward and both gradients of every available path against candle's f32 matmul on the

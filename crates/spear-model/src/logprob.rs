@@ -52,6 +52,11 @@ pub fn token_logprobs_and_entropy(
     let out = logits.contiguous()?.apply_op1(TokenLogProb {
         targets: Arc::new(targets.to_vec()),
     })?;
+    split_columns(&out, with_entropy)
+}
+
+/// Column 0 (log-probs) and, if asked for, column 1 (entropies) of `[n, ≥ 2]` as `[n]` tensors.
+pub(crate) fn split_columns(out: &Tensor, with_entropy: bool) -> Result<(Tensor, Option<Tensor>)> {
     let lp = out.narrow(1, 0, 1)?.squeeze(1)?;
     let ent = if with_entropy {
         Some(out.narrow(1, 1, 1)?.squeeze(1)?)

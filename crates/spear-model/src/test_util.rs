@@ -11,6 +11,19 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .expect("tensors of the same shape and dtype f32")
 }
 
+/// The largest absolute element of an f32 tensor.
+pub(crate) fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .and_then(|d| d.max_all())
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("an f32 tensor")
+}
+
+/// [`max_abs_diff`] relative to the reference `b`'s largest element (at least `1e-6`).
+pub(crate) fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
+    max_abs_diff(a, b) / max_abs(b).max(1e-6)
+}
+
 /// The device the numeric tests run on: `SPEAR_TEST_DEVICE` (`cpu`, `cuda:N`), default the
 /// CPU. The tests that compare numbers (kernels against composed ops, finite differences,
 /// fixtures) build their tensors and models here, so the same tests check a GPU build on a

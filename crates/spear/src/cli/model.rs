@@ -407,17 +407,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let lc = spear_model::lora::LoraConfig {
             rank: args.lora_rank,
             alpha: 16.0,
-            target_modules: [
-                "q_proj",
-                "k_proj",
-                "v_proj",
-                "o_proj",
-                "gate_proj",
-                "up_proj",
-                "down_proj",
-            ]
-            .map(String::from)
-            .to_vec(),
+            target_modules: spear::train::config::LORA_MODULES
+                .map(String::from)
+                .to_vec(),
             seed: 0,
         };
         spear_model::lora::add_lora(&mut model, &lc)?;

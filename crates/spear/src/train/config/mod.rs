@@ -41,7 +41,9 @@ pub use self::env::{
     EnvConfig, EnvKind, HouseholdConfig, HouseholdDemos, HouseholdSource, WebshopConfig,
 };
 pub use self::math::{MathConfig, SandboxBackend};
-pub use self::model::{DeviceSpec, ModelSection, ModelSource, TinyArch, TinyTokenizer};
+pub use self::model::{
+    DeviceSpec, ModelSection, ModelSource, TinyArch, TinyTokenizer, LORA_MODULES,
+};
 pub use self::rollout::{ApiKind, EngineKind, RolloutSection};
 pub use self::rollout_mode::RolloutMode;
 pub use self::sections::{
