@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CudaStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CudaStorage, CustomOp3, DType, Layout, Shape, Tensor, D};
 
 use crate::error::{ModelError, Result};
 
@@ -36,8 +36,10 @@ type Backward =
 
 /// An output computed without a graph, joined to the inputs it came from, with a backward.
 /// The forward copies the output (the custom-op interface returns new storage).
+/// One custom op serves one and two inputs: `(a, b, y)`, with `b = y` for one input.
 struct Join {
     name: &'static str,
+    inputs: usize,
     backward: Arc<Backward>,
 }
 
@@ -48,40 +50,6 @@ fn copy_out<S: BackendStorage>(s: &S, l: &Layout) -> candle_core::Result<(S, Sha
         ));
     }
     Ok((s.try_clone(l)?, l.shape().clone()))
-}
-
-impl CustomOp2 for Join {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        y: &CpuStorage,
-        l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        copy_out(y, l)
-    }
-    fn cuda_fwd(
-        &self,
-        _: &CudaStorage,
-        _: &Layout,
-        y: &CudaStorage,
-        l: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
-        copy_out(y, l)
-    }
-    fn bwd(
-        &self,
-        a: &Tensor,
-        _y: &Tensor,
-        res: &Tensor,
-        g: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let mut gs = (self.backward)(&[&a.detach()], &res.detach(), &g.detach())?.into_iter();
-        Ok((gs.next().flatten(), None))
-    }
 }
 
 impl CustomOp3 for Join {
@@ -118,9 +86,17 @@ impl CustomOp3 for Join {
         res: &Tensor,
         g: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let mut gs =
-            (self.backward)(&[&a.detach(), &b.detach()], &res.detach(), &g.detach())?.into_iter();
-        Ok((gs.next().flatten(), gs.next().flatten(), None))
+        // One input: `b` is the output itself (no gradient).
+        let (a, b) = (a.detach(), b.detach());
+        let inputs: &[&Tensor] = if self.inputs == 1 { &[&a] } else { &[&a, &b] };
+        let mut gs = (self.backward)(inputs, &res.detach(), &g.detach())?.into_iter();
+        let ga = gs.next().flatten();
+        let gb = if self.inputs == 1 {
+            None
+        } else {
+            gs.next().flatten()
+        };
+        Ok((ga, gb, None))
     }
 }
 
@@ -143,10 +119,11 @@ pub(crate) fn join(
     };
     let op = Join {
         name,
+        inputs: inputs.len(),
         backward: Arc::new(backward),
     };
     Ok(match inputs {
-        [a] => a.apply_op2(&y, op)?,
+        [a] => a.apply_op3(&y, &y, op)?,
         [a, b] => a.apply_op3(b, &y, op)?,
         _ => return Err(ModelError::arg("inputs", "join takes one or two inputs")),
     })
@@ -229,12 +206,10 @@ pub fn token_logprobs_and_entropy(
 ) -> Result<(Tensor, Option<Tensor>)> {
     let n = targets.len();
     let tgt = Tensor::from_vec(targets.to_vec(), (n, 1), logits.device())?;
-    let z = logits.detach();
-    let lsm = candle_nn::ops::log_softmax(&z, D::Minus1)?;
-    let lp = lsm.gather(&tgt, D::Minus1)?;
-    let ent = (lsm.exp()? * &lsm)?.sum_keepdim(D::Minus1)?.neg()?;
-    drop(lsm);
-    let y = Tensor::cat(&[&lp, &ent], 1)?;
+    // The values of the composed reference, without a graph.
+    let (lp, ent) = crate::logprob::composed(&logits.detach(), targets, true)?;
+    let ent = ent.ok_or_else(|| ModelError::arg("logits", "no entropy"))?;
+    let y = Tensor::stack(&[&lp, &ent], 1)?;
     let out = join("token-logprob (device)", &[logits], y, move |zs, y, g| {
         let z = zs[0];
         let lsm = candle_nn::ops::log_softmax(z, D::Minus1)?;
