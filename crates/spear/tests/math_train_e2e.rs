@@ -372,3 +372,76 @@ fn math_rlimits_chosen_by_name_is_stated_in_the_header_and_config() {
     assert!(cfg.contains("backend = \"rlimits\""), "{cfg}");
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// The tool-use experiment's two-stage warm start (RESULTS.md): `spear sft` on top of
+/// `model.init_checkpoint` trains further (`sft.after_init_checkpoint`, which `spear sft`
+/// sets), while `spear train` from a checkpoint skips its own warm start and says so. The
+/// problems are the `multiply` family's, named by `env.math.families`.
+#[test]
+fn sft_continues_from_an_init_checkpoint_and_train_says_it_skips_its_warm_start() {
+    let out = tmp("sft2");
+    let sets = |name: &str| {
+        let mut s = tiny_sets(&out, name, 1);
+        s.retain(|x| !x.starts_with("env.math.families="));
+        s.push("env.math.families=[\"multiply\"]".into());
+        s
+    };
+    let sft = |sets: &[String]| {
+        let mut c = spear();
+        c.args(["sft", "--preset", "math-tiny-grpo"]);
+        for s in sets {
+            c.arg("--set").arg(s);
+        }
+        c.output().expect("spear runs")
+    };
+    let a = sft(&sets("a"));
+    let ea = String::from_utf8_lossy(&a.stderr).to_string();
+    assert!(a.status.success(), "{ea}");
+    assert!(ea.contains("warm start done"), "{ea}");
+    let a_dir = out.join("a-sft");
+    let problems = std::fs::read_to_string(a_dir.join("config.toml")).unwrap();
+    assert!(problems.contains("families = [\"multiply\"]"), "{problems}");
+
+    // Stage two: the same problems, direct answers only, from a's weights.
+    let mut s = sets("b");
+    s.push("env.math.demo_tool_rate=0.0".into());
+    s.push(format!(
+        "model.init_checkpoint={:?}",
+        a_dir.display().to_string()
+    ));
+    let b = sft(&s);
+    let eb = String::from_utf8_lossy(&b.stderr).to_string();
+    assert!(b.status.success(), "{eb}");
+    assert!(
+        eb.contains("initial weights from") && eb.contains("warm start done"),
+        "{eb}"
+    );
+    let weights = |run: &str| {
+        std::fs::read(
+            out.join(run)
+                .join("checkpoints/iter_000000/model.safetensors"),
+        )
+        .unwrap()
+    };
+    assert_ne!(
+        weights("a-sft"),
+        weights("b-sft"),
+        "stage two did not train"
+    );
+
+    // `spear train` from a checkpoint with the preset's warm start on: skipped, and said.
+    let mut s = sets("c");
+    s.push(format!(
+        "model.init_checkpoint={:?}",
+        a_dir.display().to_string()
+    ));
+    s.push("run.eval_before=false".into());
+    let c = run_train("math-tiny-grpo", &s);
+    let ec = String::from_utf8_lossy(&c.stderr).to_string();
+    assert!(c.status.success(), "{ec}");
+    assert!(
+        ec.contains("warm start skipped") && !ec.contains("warm start done"),
+        "{ec}"
+    );
+    std::fs::remove_dir_all(&out).ok();
+}

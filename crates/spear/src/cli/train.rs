@@ -198,6 +198,8 @@ pub fn sft(args: SftArgs) -> anyhow::Result<()> {
     install_ctrlc();
     let mut cfg = args.config.resolve()?;
     cfg.sft.enabled = true;
+    // With model.init_checkpoint: a second SFT stage on top of those weights.
+    cfg.sft.after_init_checkpoint = true;
     cfg.run.name = format!("{}-sft", cfg.run.name);
     let p = CliProgress::new(0, 0);
     let trainer = Trainer::create(cfg, &p)?;

@@ -19,7 +19,7 @@ use spear_envs::math::conversation::{LoopConfig, Message};
 use spear_envs::math::data::aime::{aime_problems, AimeYear};
 use spear_envs::math::data::dapo::load_dapo_jsonl;
 use spear_envs::math::data::generator::{
-    demonstration, direct_demonstration, generate_set, Generated, FAMILIES,
+    demonstration, direct_demonstration, generate_families, Generated,
 };
 use spear_envs::math::data::MathProblem;
 use spear_envs::math::reward::IncompleteRule;
@@ -82,18 +82,10 @@ fn levels(m: &MathConfig) -> Vec<u8> {
     m.levels.iter().map(|&l| l as u8).collect()
 }
 
-/// `n` generated problems of the configured levels and families (the generator cycles
-/// through the six families, so a family filter generates proportionally more).
+/// `n` generated problems of the configured levels and families (all six of the default
+/// mix when `env.math.families` is empty, else the named ones in turn).
 fn generate(n: usize, seed: u64, m: &MathConfig) -> Vec<Generated> {
-    if m.families.is_empty() {
-        return generate_set(n, seed, &levels(m));
-    }
-    let per_cycle = FAMILIES.len().div_ceil(m.families.len());
-    generate_set(n * per_cycle + FAMILIES.len(), seed, &levels(m))
-        .into_iter()
-        .filter(|g| m.families.contains(&g.family))
-        .take(n)
-        .collect()
+    generate_families(n, seed, &levels(m), &m.families)
 }
 
 /// The warm-start conversations of `gens`: a `demo_tool_rate` share call the interpreter
@@ -619,6 +611,7 @@ impl TaskSuite for MathSuite {
 mod tests {
     use super::*;
     use crate::rollout::math::{math_eval_report, ProblemOutcome};
+    use spear_envs::math::data::generator::generate_set;
     use spear_rl::sample::StepSample;
 
     #[test]

@@ -146,6 +146,14 @@ impl Trainer {
             self.warm_start(progress)?;
         } else {
             self.load_init(progress)?;
+            if self.cfg.sft.after_init_checkpoint {
+                self.warm_start(progress)?;
+            } else if self.cfg.sft.enabled {
+                progress.line(
+                    "warm start skipped: RL starts from model.init_checkpoint as it is \
+                     (sft.after_init_checkpoint = true would run SFT on top of it)",
+                );
+            }
         }
         self.add_lora(progress)?;
         self.freeze_reference()?;

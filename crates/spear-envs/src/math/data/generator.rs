@@ -31,9 +31,15 @@ pub enum Family {
     LinearSystem,
     /// Arithmetic sequences, polynomial sums, linear recurrences.
     Sequence,
+    /// One product `a × b` of two 2-, 3- or 4-digit numbers (level 1, 2, 3): short enough
+    /// for a tiny character-level policy to copy into a tool call, too long to multiply in
+    /// its head. Not in [`FAMILIES`]: named only by `env.math.families` (the tool-use
+    /// experiment, docs/math.md).
+    Multiply,
 }
 
-/// All families, in generation order.
+/// The six families of the default mix, in generation order ([`Family::Multiply`] is
+/// generated only when named).
 pub const FAMILIES: [Family; 6] = [
     Family::BigArithmetic,
     Family::Modular,
@@ -53,6 +59,7 @@ impl Family {
             Family::NumberTheory => "number_theory",
             Family::LinearSystem => "linear_system",
             Family::Sequence => "sequence",
+            Family::Multiply => "multiply",
         }
     }
 }
@@ -90,6 +97,34 @@ pub fn generate_set(n: usize, seed: u64, levels: &[u8]) -> Vec<Generated> {
         .collect()
 }
 
+/// `n` problems from `seed` cycling through `families` (in the given order) and `levels`
+/// as [`generate_set`] cycles through all six; empty `families` is [`generate_set`].
+pub fn generate_families(
+    n: usize,
+    seed: u64,
+    levels: &[u8],
+    families: &[Family],
+) -> Vec<Generated> {
+    if families.is_empty() {
+        return generate_set(n, seed, levels);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let levels: Vec<u8> = if levels.is_empty() {
+        vec![1, 2, 3]
+    } else {
+        levels.iter().map(|l| (*l).clamp(1, 3)).collect()
+    };
+    (0..n)
+        .map(|i| {
+            let fam = families[i % families.len()];
+            let level = levels[(i / families.len()) % levels.len()];
+            let mut g = generate(fam, level, &mut rng);
+            g.problem.id = format!("gen-{}-{}-{i}", fam.name(), level);
+            g
+        })
+        .collect()
+}
+
 fn make(family: Family, level: u8, problem: String, answer: String, check: String) -> Generated {
     Generated {
         problem: MathProblem {
@@ -114,7 +149,21 @@ pub fn generate(family: Family, level: u8, rng: &mut ChaCha8Rng) -> Generated {
         Family::NumberTheory => number_theory(level, rng),
         Family::LinearSystem => linear_system(level, rng),
         Family::Sequence => sequence(level, rng),
+        Family::Multiply => multiply(level, rng),
     }
+}
+
+fn multiply(level: u8, rng: &mut ChaCha8Rng) -> Generated {
+    let lo = 10u64.pow(level as u32);
+    let a = rng.random_range(lo..lo * 10);
+    let b = rng.random_range(lo..lo * 10);
+    make(
+        Family::Multiply,
+        level,
+        format!("Compute ${a} \\times {b}$."),
+        (a * b).to_string(),
+        format!("print({a} * {b})"),
+    )
 }
 
 fn big_arithmetic(level: u8, rng: &mut ChaCha8Rng) -> Generated {
@@ -695,6 +744,53 @@ mod tests {
             }
             assert_eq!(g.problem.answer, r.to_string());
         }
+    }
+
+    #[test]
+    fn multiply_has_the_level_s_digits_and_its_product() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for level in 1..=3u8 {
+            for _ in 0..50 {
+                let g = generate(Family::Multiply, level, &mut rng);
+                let nums: Vec<u64> = g
+                    .problem
+                    .problem
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse().unwrap())
+                    .collect();
+                assert_eq!(nums.len(), 2, "{}", g.problem.problem);
+                for n in &nums {
+                    assert_eq!(n.to_string().len(), level as usize + 1, "{n}");
+                }
+                assert_eq!(g.problem.answer, (nums[0] * nums[1]).to_string());
+                assert_eq!(g.check_code, format!("print({} * {})", nums[0], nums[1]));
+                assert_eq!(g.family.name(), "multiply");
+            }
+        }
+    }
+
+    #[test]
+    fn named_families_are_generated_in_turn_and_none_means_the_default_mix() {
+        assert_eq!(
+            generate_families(24, 7, &[1, 2], &[]),
+            generate_set(24, 7, &[1, 2])
+        );
+        let fams = [Family::Multiply, Family::Modular];
+        let a = generate_families(12, 7, &[1, 2], &fams);
+        assert_eq!(a, generate_families(12, 7, &[1, 2], &fams));
+        for (i, g) in a.iter().enumerate() {
+            assert_eq!(g.family, fams[i % 2]);
+            assert_eq!(g.level, [1, 2][(i / 2) % 2]);
+            assert_eq!(
+                g.problem.id,
+                format!("gen-{}-{}-{i}", g.family.name(), g.level)
+            );
+        }
+        // The default mix never holds the named-only family.
+        assert!(generate_set(60, 1, &[])
+            .iter()
+            .all(|g| g.family != Family::Multiply));
     }
 
     #[test]

@@ -106,7 +106,9 @@ pub struct MathConfig {
     /// Generator difficulty levels (1–3). Default empty = all three.
     pub levels: Vec<u64>,
     /// Generator families (`big_arithmetic`, `modular`, `combinatorics`, `number_theory`,
-    /// `linear_system`, `sequence`). Default empty = all six.
+    /// `linear_system`, `sequence`, and `multiply`, which only this setting names: one
+    /// product of two 2-, 3- or 4-digit numbers by level). Default empty = the six of the
+    /// default mix. Named families are generated in turn, in the order given.
     pub families: Vec<Family>,
     /// Fraction of the warm-start demonstrations (generated source) that call the code
     /// interpreter; the rest answer directly with a boxed number and no tool call

@@ -118,6 +118,11 @@ pub struct SftConfig {
     pub batch_size: u64,
     /// Peak learning rate (cosine decay to 10 %, 5 % warmup). Default 1e-4.
     pub lr: f64,
+    /// With `model.init_checkpoint`: run the warm start on top of those weights (a second
+    /// SFT stage) instead of skipping it. `spear sft` sets it, so `spear sft --set
+    /// model.init_checkpoint=…` continues SFT from a checkpoint; `spear train` keeps the
+    /// default false (RL starts from the checkpoint as it is). Default false.
+    pub after_init_checkpoint: bool,
 }
 
 impl Default for SftConfig {
@@ -128,6 +133,7 @@ impl Default for SftConfig {
             epochs: 1,
             batch_size: 32,
             lr: 1e-4,
+            after_init_checkpoint: false,
         }
     }
 }
