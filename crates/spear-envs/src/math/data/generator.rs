@@ -80,21 +80,7 @@ pub struct Generated {
 /// `n` problems from `seed`, cycling through families and the given levels
 /// (1–3; others are clamped). The same arguments give the same problems.
 pub fn generate_set(n: usize, seed: u64, levels: &[u8]) -> Vec<Generated> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let levels: Vec<u8> = if levels.is_empty() {
-        vec![1, 2, 3]
-    } else {
-        levels.iter().map(|l| (*l).clamp(1, 3)).collect()
-    };
-    (0..n)
-        .map(|i| {
-            let fam = FAMILIES[i % FAMILIES.len()];
-            let level = levels[(i / FAMILIES.len()) % levels.len()];
-            let mut g = generate(fam, level, &mut rng);
-            g.problem.id = format!("gen-{}-{}-{i}", fam.name(), level);
-            g
-        })
-        .collect()
+    generate_in_turn(n, seed, levels, &FAMILIES)
 }
 
 /// `n` problems from `seed` cycling through `families` (in the given order) and `levels`
@@ -108,6 +94,12 @@ pub fn generate_families(
     if families.is_empty() {
         return generate_set(n, seed, levels);
     }
+    generate_in_turn(n, seed, levels, families)
+}
+
+/// Problem `i` is of `families[i % len]` at level `levels[(i / len) % levels.len()]` (1–3,
+/// others clamped; empty = all three), all drawn from one stream of `seed`.
+fn generate_in_turn(n: usize, seed: u64, levels: &[u8], families: &[Family]) -> Vec<Generated> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let levels: Vec<u8> = if levels.is_empty() {
         vec![1, 2, 3]
