@@ -673,6 +673,14 @@ mod tests {
         assert!(a.iter().all(|g| g.problem.answer.parse::<i128>().is_ok()));
     }
 
+    /// The unsigned integers written in a problem's text, in order.
+    fn numbers_in(text: &str) -> Vec<u64> {
+        text.split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect()
+    }
+
     /// Rust brute force for the families where it is cheap.
     #[test]
     fn brute_force_checks_in_rust() {
@@ -722,13 +730,7 @@ mod tests {
         }
         for _ in 0..20 {
             let g = generate(Family::Modular, 1, &mut rng);
-            let nums: Vec<u64> = g
-                .problem
-                .problem
-                .split(|c: char| !c.is_ascii_digit())
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap())
-                .collect();
+            let nums = numbers_in(&g.problem.problem);
             let (a, e, m) = (nums[0], nums[1], nums[2]);
             let mut r = 1 % m;
             for _ in 0..e {
@@ -744,13 +746,7 @@ mod tests {
         for level in 1..=3u8 {
             for _ in 0..50 {
                 let g = generate(Family::Multiply, level, &mut rng);
-                let nums: Vec<u64> = g
-                    .problem
-                    .problem
-                    .split(|c: char| !c.is_ascii_digit())
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.parse().unwrap())
-                    .collect();
+                let nums = numbers_in(&g.problem.problem);
                 assert_eq!(nums.len(), 2, "{}", g.problem.problem);
                 for n in &nums {
                     assert_eq!(n.to_string().len(), level as usize + 1, "{n}");
