@@ -43,8 +43,6 @@ fn tiny_sets(out: &Path, name: &str, iterations: u64) -> Vec<String> {
         // update runs on real tokens.
         "rl.drbot.filter_incomplete=false".into(),
         "rl.drbot.rollout_filter_ratio=1.0".into(),
-        // T_decay = 2 (the preset scales it to its own 10 iterations).
-        "rl.reward.max_toolcall_steps=2".into(),
     ]
     .into_iter()
     .collect()
@@ -70,6 +68,10 @@ fn math_spear_two_iterations_end_to_end() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "spear train failed:\n{stderr}");
     assert!(stderr.contains("4 demonstrations"), "{stderr}");
+    assert!(
+        stderr.contains("note: rl.reward.max_toolcall_steps = 2: it follows run.iterations"),
+        "{stderr}"
+    );
     let run = out.join("m");
     let m = lines(&run.join("metrics.jsonl"));
     assert_eq!(m.len(), 2, "{m:?}");
@@ -85,8 +87,8 @@ fn math_spear_two_iterations_end_to_end() {
         let sr = f(&x["success_rate"]);
         // Success = verifier accuracy; episode reward = ±1 = 2·acc − 1.
         assert!((reward - (2.0 * sr - 1.0)).abs() < 1e-9, "{x}");
-        // μ(t) of the cosine decay with T_decay = 2: μ(1) = (cos(π/2)+1)/2 = 0.5,
-        // μ(2) = (cos(π)+1)/2 = 0.
+        // μ(t) of the cosine decay with T_decay = 2 (it follows `run.iterations=2` on the
+        // preset, whose own is 10): μ(1) = (cos(π/2)+1)/2 = 0.5, μ(2) = (cos(π)+1)/2 = 0.
         let mu = [0.5, 0.0][i];
         assert!((f(&x["toolcall_coef"]) - mu).abs() < 1e-12, "{x}");
         let stats = &x["math"];

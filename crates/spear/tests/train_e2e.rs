@@ -33,8 +33,22 @@ fn two_iterations_end_to_end() {
         assert!(x["time"]["generate"].as_f64().unwrap() > 0.0);
         assert!(x["trained_samples"].as_u64().unwrap() <= samples);
     }
-    // SIL weight ramps (T_warm = iterations = 2): γ(1) < γ(2).
-    assert!(m[0]["sil_weight"].as_f64().unwrap() < m[1]["sil_weight"].as_f64().unwrap());
+    // SIL weight ramps on a cosine over T_warm, which follows `--set run.iterations=2` on the
+    // preset (its own is 50): γ(1) = (1 − cos(π/2))/2 = 0.5, γ(2) = 1; the run says so.
+    assert!(
+        (m[0]["sil_weight"].as_f64().unwrap() - 0.5).abs() < 1e-9,
+        "{:?}",
+        m[0]
+    );
+    assert!(
+        (m[1]["sil_weight"].as_f64().unwrap() - 1.0).abs() < 1e-9,
+        "{:?}",
+        m[1]
+    );
+    assert!(
+        stderr.contains("note: rl.replay.max_replay_loss_steps = 2: it follows run.iterations"),
+        "{stderr}"
+    );
     let ev = lines(&run.join("eval.jsonl"));
     // Before training and after iteration 2, two splits each.
     assert_eq!(ev.len(), 4, "{ev:?}");

@@ -33,14 +33,21 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// Resolves preset / file, then the overrides.
     pub fn resolve(&self) -> anyhow::Result<TrainConfig> {
-        let base = if let Some(path) = &self.config {
+        if let Some(path) = &self.config {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the config file {}", path.display()))?;
-            TrainConfig::from_toml_str(&text).with_context(|| format!("{}", path.display()))?
-        } else {
-            self.preset.unwrap_or(DEFAULT_PRESET).config()
-        };
-        Ok(base.with_overrides(&self.sets)?)
+            let base =
+                TrainConfig::from_toml_str(&text).with_context(|| format!("{}", path.display()))?;
+            return Ok(base.with_overrides(&self.sets)?);
+        }
+        let (c, notes) = self
+            .preset
+            .unwrap_or(DEFAULT_PRESET)
+            .with_overrides(&self.sets)?;
+        for n in notes {
+            eprintln!("note: {n}");
+        }
+        Ok(c)
     }
 }
 

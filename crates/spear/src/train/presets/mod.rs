@@ -46,6 +46,7 @@ use spear_rl::loss::LossConfig;
 
 use self::math::{MathAlgorithm, MathBase};
 use super::config::TrainConfig;
+use spear_rl::config::ConfigError;
 
 /// The algorithm part of an agent preset's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +201,62 @@ impl clap::ValueEnum for Preset {
     }
 }
 
+impl Preset {
+    /// Whether the preset ties T_decay (`rl.reward.max_toolcall_steps`) and T_warm
+    /// (`rl.replay.max_replay_loss_steps`) to its own run length: the short CPU presets do
+    /// (module docs); the paper's presets keep the paper's constants (200, 300).
+    pub fn schedules_follow_iterations(self) -> bool {
+        match self.recipe {
+            Recipe::Agent(base, _) => base.is_small(),
+            Recipe::Math(base, _) => base != MathBase::Paper,
+        }
+    }
+
+    /// This preset's config with `--set` overrides (`KEY=VALUE`). On a preset whose schedules
+    /// follow its length ([`Preset::schedules_follow_iterations`]), an overridden
+    /// `run.iterations` carries T_decay and T_warm along unless they are set too, so that the
+    /// tool-call reward still decays to 0 and the replay weight still reaches 1 at the end of
+    /// the run. Returns the config and one note per key that moved (for the user to see).
+    pub fn with_overrides(
+        self,
+        sets: &[String],
+    ) -> Result<(TrainConfig, Vec<String>), ConfigError> {
+        let base = self.config();
+        let mut c = base.with_overrides(sets)?;
+        let mut notes = Vec::new();
+        let n = c.run.iterations;
+        if !self.schedules_follow_iterations() || n == base.run.iterations {
+            return Ok((c, notes));
+        }
+        let set_here = |key: &str| {
+            sets.iter()
+                .filter_map(|s| s.split_once('='))
+                .any(|(k, _)| k.trim() == key)
+        };
+        let follow = [
+            (
+                "rl.reward.max_toolcall_steps",
+                &mut c.rl.reward.max_toolcall_steps,
+            ),
+            (
+                "rl.replay.max_replay_loss_steps",
+                &mut c.rl.replay.max_replay_loss_steps,
+            ),
+        ];
+        for (key, value) in follow {
+            if !set_here(key) && *value == base.run.iterations {
+                *value = n;
+                notes.push(format!(
+                    "{key} = {n}: it follows run.iterations on the {} preset (set it to choose \
+                     another value)",
+                    self.name
+                ));
+            }
+        }
+        Ok((c, notes))
+    }
+}
+
 /// Resolves a preset name into a full config (`None`: no such preset).
 pub fn preset(name: &str) -> Option<TrainConfig> {
     Preset::named(name).map(Preset::config)
@@ -325,6 +382,73 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), PRESETS.len(), "a name appears twice");
+    }
+
+    fn sets(xs: &[&str]) -> Vec<String> {
+        xs.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `--set run.iterations=N` on a short-run preset carries T_decay and T_warm along.
+    #[test]
+    fn short_presets_schedules_follow_an_overridden_run_length() {
+        let p = Preset::named("household-tiny").unwrap();
+        let (c, notes) = p.with_overrides(&sets(&["run.iterations=20"])).unwrap();
+        assert_eq!(c.run.iterations, 20);
+        assert_eq!(c.rl.reward.max_toolcall_steps, 20);
+        assert_eq!(c.rl.replay.max_replay_loss_steps, 20);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].starts_with("rl.reward.max_toolcall_steps = 20"),
+            "{notes:?}"
+        );
+        // A key set by the user stays as set; the other still follows.
+        let (c, notes) = p
+            .with_overrides(&sets(&[
+                "run.iterations=20",
+                " rl.reward.max_toolcall_steps = 7",
+            ]))
+            .unwrap();
+        assert_eq!(c.rl.reward.max_toolcall_steps, 7);
+        assert_eq!(c.rl.replay.max_replay_loss_steps, 20);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        // Without a new length nothing moves, and the math tiny preset follows too.
+        let (c, notes) = p.with_overrides(&sets(&["optim.lr=1e-3"])).unwrap();
+        assert_eq!(
+            c,
+            preset("household-tiny")
+                .unwrap()
+                .with_overrides(&sets(&["optim.lr=1e-3"]))
+                .unwrap()
+        );
+        assert!(notes.is_empty());
+        let m = Preset::named("math-tiny").unwrap();
+        let (c, _) = m.with_overrides(&sets(&["run.iterations=40"])).unwrap();
+        assert_eq!(c.rl.reward.max_toolcall_steps, 40);
+        assert_eq!(c.rl.replay.max_replay_loss_steps, 40);
+    }
+
+    /// The paper's presets keep the paper's constants whatever the run length.
+    #[test]
+    fn paper_presets_keep_their_schedules() {
+        for name in ["alfworld", "webshop", "math-paper"] {
+            let p = Preset::named(name).unwrap();
+            assert!(!p.schedules_follow_iterations());
+            let base = p.config();
+            let (c, notes) = p.with_overrides(&sets(&["run.iterations=7"])).unwrap();
+            assert_eq!(c.run.iterations, 7);
+            assert_eq!(
+                c.rl.reward.max_toolcall_steps, base.rl.reward.max_toolcall_steps,
+                "{name}"
+            );
+            assert_eq!(
+                c.rl.replay.max_replay_loss_steps, base.rl.replay.max_replay_loss_steps,
+                "{name}"
+            );
+            assert!(notes.is_empty());
+        }
+        assert!(Preset::named("webshop-tiny")
+            .unwrap()
+            .schedules_follow_iterations());
     }
 
     #[test]
