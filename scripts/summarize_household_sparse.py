@@ -130,6 +130,45 @@ for arm, rs in runs.items():
     clean = [m["success_by_type"]["pick_clean_then_place_in_recep"] for m in per_run]
     print(f"| {arm} | {rare_cell(per_run)} | {ms(clean)} |")
 
+# Paired by seed: the same seed gives every arm the same tasks and first rollouts, so the
+# per-seed difference removes the task draw's share of the spread.
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def final_rates(r):
+    """(success over both splits, success on heat and cool over both splits) at the end."""
+    es = [e for e in read(r / "eval.jsonl") if e["iteration"] == n_iters]
+    k = sum(e["success_rate"] * e["episodes"] for e in es)
+    n = sum(e["episodes"] for e in es)
+    kr = sum(e["success_by_type"].get(t, 0.0) * e["episodes_by_type"].get(t, 0) for e in es for t in rare)
+    nr = sum(e["episodes_by_type"].get(t, 0) for e in es for t in rare)
+    return k / n, (kr / nr if nr else 0.0)
+
+
+def paired(a, b, idx):
+    da = {r.name.rsplit("-s", 1)[1]: final_rates(r)[idx] for r in runs.get(a, [])}
+    db = {r.name.rsplit("-s", 1)[1]: final_rates(r)[idx] for r in runs.get(b, [])}
+    seeds = sorted(set(da) & set(db))
+    d = [da[x] - db[x] for x in seeds]
+    if len(d) < 2:
+        return "–", ""
+    m, sd = statistics.mean(d), statistics.stdev(d)
+    h = T95.get(len(d) - 1, 1.96) * sd / math.sqrt(len(d))
+    wins = sum(x > 0 for x in d)
+    return f"{m:+.3f} ± {sd:.3f} [{m - h:+.3f}, {m + h:+.3f}]", f"{wins} of {len(d)}"
+
+
+print("\n## Paired by seed: final evaluation, arm A − arm B (mean ± std over seeds [95 % t-interval]; seeds where A is ahead)\n")
+print("| A − B | success, both splits | A ahead | heat + cool success | A ahead |")
+print("|---|---|---|---|---|")
+for a, b in [("spear", "drbot-gigpo"), ("spear-grpo", "drbot-grpo"), ("spear", "spear-grpo"),
+             ("drbot-gigpo", "drbot-grpo"), ("spear", "spear-noreplay"), ("spear", "spear-nobonus"),
+             ("spear", "spear-nocovrep")]:
+    if a in runs and b in runs:
+        c0, w0 = paired(a, b, 0)
+        c1, w1 = paired(a, b, 1)
+        print(f"| {a} − {b} | {c0} | {w0} | {c1} | {w1} |")
+
 third = max(n_iters // 3, 1)
 spans = [(1, third), (third + 1, 2 * third), (2 * third + 1, n_iters)]
 print("\n## Training-rollout success (64 episodes per iteration, T = 0.7), mean over each span per seed, then mean ± std\n")
