@@ -3,11 +3,12 @@
 after RL on both splits (mean ± sample std over seeds, with the 95 % Wilson interval of the
 pooled episodes), training-rollout success over the run's thirds, SPEAR's replay and
 tool-call-reward activity, and the trained samples per iteration (the budget)."""
-import json
 import math
 import statistics
 import sys
 from pathlib import Path
+
+from summary_util import ms, read, wilson
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/household-sparse")
 names = {
@@ -20,28 +21,6 @@ names = {
     "spear-nocovrep": "SPEAR (GiGPO) without Clip-Cov on replay",
 }
 arms = list(names)
-
-
-def read(path):
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-
-
-def ms(xs, digits=2):
-    if not xs:
-        return "–"
-    m = statistics.mean(xs)
-    s = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{m:.{digits}f} ± {s:.{digits}f}"
-
-
-def wilson(k, n, z=1.96):
-    if n == 0:
-        return (0.0, 0.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (c - h, c + h)
 
 
 def pooled(es):

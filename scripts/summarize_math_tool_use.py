@@ -3,11 +3,11 @@
 evaluation (mean ± sample std over seeds, with the 95 % Wilson interval of the pooled
 episodes), the training rollouts' accuracy and tool-call rate over iterations, the first
 iteration whose training tool-call rate reaches 0.5, and the trained samples per iteration."""
-import json
-import math
 import statistics
 import sys
 from pathlib import Path
+
+from summary_util import ms, read, wilson
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/math-tool-use")
 arms = ["spear", "spear-nobonus", "grpo", "spear-noreplay", "spear-nocovrep"]
@@ -18,28 +18,6 @@ names = {
     "spear-noreplay": "SPEAR without replay",
     "spear-nocovrep": "SPEAR without Clip-Cov on replay",
 }
-
-
-def read(path):
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-
-
-def ms(xs):
-    if not xs:
-        return "–"
-    m = statistics.mean(xs)
-    s = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{m:.2f} ± {s:.2f}"
-
-
-def wilson(k, n, z=1.96):
-    if n == 0:
-        return (0.0, 0.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (c - h, c + h)
 
 
 def last_eval(r):
