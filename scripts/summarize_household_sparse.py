@@ -8,7 +8,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from summary_util import ms, read, wilson
+from summary_util import ms, pooled, read, wilson
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/household-sparse")
 names = {
@@ -21,14 +21,6 @@ names = {
     "spear-nocovrep": "SPEAR (GiGPO) without Clip-Cov on replay",
 }
 arms = list(names)
-
-
-def pooled(es):
-    """mean ± std over runs [Wilson interval of all their episodes together]."""
-    k = sum(round(e["success_rate"] * e["episodes"]) for e in es)
-    n = sum(e["episodes"] for e in es)
-    lo, hi = wilson(k, n)
-    return f"{ms([e['success_rate'] for e in es])} [{lo:.2f}, {hi:.2f}]"
 
 
 def iters_done(r):

@@ -7,7 +7,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from summary_util import ms, read, wilson
+from summary_util import ms, pooled, read
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/math-tool-use")
 arms = ["spear", "spear-nobonus", "grpo", "spear-noreplay", "spear-nocovrep"]
@@ -41,27 +41,21 @@ print("Seeds per arm: " + ", ".join(f"{a} {len(r)}" for a, r in runs.items())
       + (f" ({partial} incomplete run(s) left out)" if partial else "") + "\n")
 print("## Held-out accuracy (T = 1), mean ± std over seeds [95 % Wilson interval, pooled]\n")
 iters = sorted({e["iteration"] for rs in runs.values() for r in rs for e in read(r / "eval.jsonl")})
-print("| arm | " + " | ".join(f"it {i}" for i in iters) + " |")
-print("|---|" + "---|" * len(iters))
-for arm, rs in runs.items():
-    cells = []
-    for i in iters:
-        es = [e for r in rs for e in read(r / "eval.jsonl") if e["iteration"] == i]
-        k = sum(round(e["success_rate"] * e["episodes"]) for e in es)
-        n = sum(e["episodes"] for e in es)
-        lo, hi = wilson(k, n)
-        cells.append(f"{ms([e['success_rate'] for e in es])} [{lo:.2f}, {hi:.2f}]")
-    print(f"| {arm} | " + " | ".join(cells) + " |")
 
+
+def eval_table(cell):
+    """One row per arm, one column per evaluation: cell(records of that arm and iteration)."""
+    print("| arm | " + " | ".join(f"it {i}" for i in iters) + " |")
+    print("|---|" + "---|" * len(iters))
+    for arm, rs in runs.items():
+        evals = [e for r in rs for e in read(r / "eval.jsonl")]
+        cells = [cell([e for e in evals if e["iteration"] == i]) for i in iters]
+        print(f"| {arm} | " + " | ".join(cells) + " |")
+
+
+eval_table(pooled)
 print("\n## Held-out tool calls per conversation, mean ± std over seeds\n")
-print("| arm | " + " | ".join(f"it {i}" for i in iters) + " |")
-print("|---|" + "---|" * len(iters))
-for arm, rs in runs.items():
-    cells = []
-    for i in iters:
-        es = [e for r in rs for e in read(r / "eval.jsonl") if e["iteration"] == i]
-        cells.append(ms([e["math"]["mean_tool_calls"] for e in es]))
-    print(f"| {arm} | " + " | ".join(cells) + " |")
+eval_table(lambda es: ms([e["math"]["mean_tool_calls"] for e in es]))
 
 print("\n## Training rollouts (128 conversations per iteration), mean ± std over seeds\n")
 marks = [1, 3, 5, 8, 10, 15, 20]

@@ -28,3 +28,12 @@ def wilson(k, n, z=1.96):
     c = (p + z * z / (2 * n)) / d
     h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return (c - h, c + h)
+
+
+def pooled(es):
+    """`mean ± std` over evaluation records of their success rates, with the Wilson interval
+    of all their episodes together."""
+    k = sum(round(e["success_rate"] * e["episodes"]) for e in es)
+    n = sum(e["episodes"] for e in es)
+    lo, hi = wilson(k, n)
+    return f"{ms([e['success_rate'] for e in es])} [{lo:.2f}, {hi:.2f}]"
