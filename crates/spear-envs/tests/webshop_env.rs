@@ -47,6 +47,71 @@ fn expert_solves_generated_goals() {
     assert!(bsc > 0.3, "top hits are relevant: score {bsc}");
 }
 
+/// The checking expert (the `webshop-tiny` warm start) reads item pages, not the goal's asin:
+/// it leaves a product with `< prev` exactly when the page lacks a goal option, opens the
+/// results in order, and buys far more often than the top-hit policy.
+#[test]
+fn checking_expert_reads_pages_and_beats_the_top_hit() {
+    let cat = catalog(1000);
+    let mut env = WebShopEnv::new(cat, Split::Eval);
+    let n = 200;
+    let (mut won, mut blind_won, mut rejected) = (0, 0, 0);
+    for t in 0..n {
+        env.reset(t, 0).unwrap();
+        let wanted: Vec<String> = env
+            .goal()
+            .unwrap()
+            .goal_options
+            .values()
+            .iter()
+            .map(|v| v.to_lowercase())
+            .collect();
+        let mut expert = Expert::checking();
+        let mut opened = vec![];
+        let mut steps = 0;
+        let ep_won = loop {
+            let (has_search, clickables) = env.available_actions();
+            let a = expert.act(&env);
+            let links: Vec<String> = clickables
+                .iter()
+                .filter(|c| !matches!(c.as_str(), "back to search" | "next >" | "< prev"))
+                .cloned()
+                .collect();
+            if has_search {
+                assert!(a.starts_with("search["), "{a}");
+            } else if clickables.iter().any(|c| c == "buy now") {
+                let lacks = wanted.iter().any(|v| !clickables.contains(v));
+                if a == "click[< prev]" {
+                    assert!(lacks, "left a product that offers every goal option");
+                    rejected += 1;
+                } else if a == "click[buy now]" && opened.len() <= 5 {
+                    assert!(
+                        !lacks,
+                        "bought a product lacking a goal option: {clickables:?}"
+                    );
+                }
+            } else {
+                // Results page: the next unopened result, in page order.
+                assert_eq!(a, format!("click[{}]", links[opened.len()]));
+                opened.push(a.clone());
+            }
+            let o = env.step(&a).unwrap();
+            steps += 1;
+            if o.done {
+                break o.won;
+            }
+        };
+        assert!(steps <= 15);
+        won += usize::from(ep_won);
+        blind_won += usize::from(run_policy(&mut env, t, 0, Expert::blind()).unwrap().won);
+    }
+    let (sr, bsr) = (won as f64 / n as f64, blind_won as f64 / n as f64);
+    eprintln!("checking expert: success {sr:.3}; top hit {bsr:.3}; {rejected} results left");
+    assert!(sr >= 0.8, "checking expert success {sr}");
+    assert!(sr > bsr + 0.3, "checking {sr} against top hit {bsr}");
+    assert!(rejected > n / 2, "it must leave products: {rejected}");
+}
+
 #[test]
 fn pages_transitions_and_text() {
     let cat = catalog(300);

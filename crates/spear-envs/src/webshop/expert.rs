@@ -30,6 +30,11 @@ pub struct Expert {
     pages_seen: usize,
     opened: bool,
     blind: bool,
+    checking: bool,
+    /// Checking expert: results opened and rejected on the current results page.
+    rejected: usize,
+    /// Checking expert: goal options clicked on the open item page.
+    options_clicked: usize,
 }
 
 impl Expert {
@@ -48,6 +53,18 @@ impl Expert {
         }
     }
 
+    /// A non-oracle expert that reads item pages: it opens the search results in order and
+    /// buys the first product that offers every goal option (clicking them first); a
+    /// product that lacks one is left with `< prev`. It never reads the goal's asin, so a
+    /// policy can learn everything it does from what it sees (the instruction, the page and
+    /// the last two steps); after five rejected results it buys the next one as it is.
+    pub fn checking() -> Self {
+        Expert {
+            checking: true,
+            ..Self::default()
+        }
+    }
+
     /// The next action for `env`'s current page.
     pub fn act(&mut self, env: &WebShopEnv) -> String {
         let Some(goal) = env.goal() else {
@@ -55,6 +72,9 @@ impl Expert {
         };
         let (has_search, clickables) = env.available_actions();
         let has = |k: &str| clickables.iter().any(|c| c == k);
+        if self.checking && !has_search {
+            return self.act_checking(goal, &clickables);
+        }
         let target = goal.asin.to_lowercase();
         if has_search {
             return format!(
@@ -112,6 +132,49 @@ impl Expert {
         "click[back to search]".into()
     }
 }
+
+impl Expert {
+    fn act_checking(&mut self, goal: &super::product::Goal, clickables: &[String]) -> String {
+        let has = |k: &str| clickables.iter().any(|c| c == k);
+        let wanted: Vec<String> = goal
+            .goal_options
+            .values()
+            .iter()
+            .map(|v| v.to_lowercase())
+            .collect();
+        if has("buy now") {
+            let last_chance = self.rejected >= MAX_REJECTED;
+            if !last_chance && !wanted.iter().all(|v| has(v)) && has("< prev") {
+                self.rejected += 1;
+                return "click[< prev]".into();
+            }
+            // The options it offers are clicked in the instruction's order (the page shows
+            // the chosen ones too; a click on a chosen value changes nothing, so the
+            // expert's own count decides).
+            if let Some(v) = wanted.iter().filter(|v| has(v)).nth(self.options_clicked) {
+                self.options_clicked += 1;
+                return format!("click[{v}]");
+            }
+            return "click[buy now]".into();
+        }
+        let links: Vec<&String> = clickables
+            .iter()
+            .filter(|c| !matches!(c.as_str(), "back to search" | "next >" | "< prev"))
+            .collect();
+        match links.get(self.rejected).or(links.first()) {
+            Some(l) => {
+                self.options_clicked = 0;
+                format!("click[{l}]")
+            }
+            None => "click[back to search]".into(),
+        }
+    }
+}
+
+/// Results the checking expert leaves before it buys the next one unchecked: with one search
+/// step, two steps per rejected result and at most two options, the purchase fits WebShop's
+/// 15 steps.
+const MAX_REJECTED: usize = 5;
 
 /// Result of running the expert on one goal.
 #[derive(Debug, Clone, PartialEq)]
