@@ -354,6 +354,9 @@ impl Trainer {
             policy.tokenizer.vocab_size(),
             t0.elapsed().as_secs_f64()
         ));
+        if let Some(r) = suite.references()? {
+            progress.line(&r);
+        }
         let engine = match cfg.rollout.engine {
             EngineKind::Local => None,
             EngineKind::Http => {
@@ -429,9 +432,12 @@ impl Trainer {
             s.epochs
         ));
         let bar = progress.sft_bar();
+        let log = |m: &str| progress.line(m);
         let rep = match demos {
-            WarmStart::Text(x, _) => run_sft(&self.policy, x, &s, bar.as_ref())?,
-            WarmStart::Tokens(x, _) => run_sft_tokens(&self.policy, x, &s, bar.as_ref())?,
+            WarmStart::Text(x, _) => run_sft(&self.policy, x, &s, bar.as_ref(), Some(&log))?,
+            WarmStart::Tokens(x, _) => {
+                run_sft_tokens(&self.policy, x, &s, bar.as_ref(), Some(&log))?
+            }
         };
         if let Some(b) = bar {
             b.finish_and_clear();
