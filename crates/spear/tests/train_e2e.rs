@@ -225,13 +225,13 @@ fn the_same_webshop_run_twice_gives_identical_metrics() {
             "run.eval_every=2".into(),
             "env.tasks_per_iter=2".into(),
             "env.group_size=2".into(),
-            "env.max_turns=3".into(),
+            "env.max_turns=6".into(),
             "env.webshop.products=200".into(),
             "eval.episodes=2".into(),
             "model.hidden_size=32".into(),
             "model.intermediate_size=48".into(),
             "model.num_layers=1".into(),
-            "sft.games=4".into(),
+            "sft.games=8".into(),
             "sft.epochs=1".into(),
             "sampling.max_new_tokens=12".into(),
             "rl.drbot.max_response_length=12".into(),
@@ -272,13 +272,13 @@ fn webshop_two_iterations_end_to_end() {
         "run.log_episodes=2".into(),
         "env.tasks_per_iter=2".into(),
         "env.group_size=2".into(),
-        "env.max_turns=4".into(),
+        "env.max_turns=8".into(),
         "env.webshop.products=200".into(),
         "eval.episodes=4".into(),
         "model.hidden_size=32".into(),
         "model.intermediate_size=48".into(),
         "model.num_layers=1".into(),
-        "sft.games=6".into(),
+        "sft.games=12".into(),
         "sft.epochs=1".into(),
         "sampling.max_new_tokens=16".into(),
         "rl.drbot.max_response_length=16".into(),
@@ -296,13 +296,20 @@ fn webshop_two_iterations_end_to_end() {
         stderr.contains("WebShop catalogue of 200 products"),
         "{stderr}"
     );
+    // Without a terminal the warm start logs its progress as lines.
+    assert!(stderr.contains("warm start: step 1/"), "{stderr}");
+    // The scripted references on the goals the evaluation plays.
+    assert!(
+        stderr.contains("scripted policies on the 4 test goals an evaluation plays: top hit"),
+        "{stderr}"
+    );
     let run = out.join("ws");
     let m = lines(&run.join("metrics.jsonl"));
     assert_eq!(m.len(), 2);
     for x in &m {
-        // 2 goals × G 2 = 4 episodes of at most 4 steps.
+        // 2 goals × G 2 = 4 episodes of at most 8 steps.
         let samples = x["samples"].as_u64().unwrap();
-        assert!((4..=16).contains(&samples), "{x}");
+        assert!((4..=32).contains(&samples), "{x}");
         let score = x["task_score"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&score), "{x}");
     }

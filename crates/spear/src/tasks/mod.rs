@@ -145,6 +145,11 @@ pub enum WarmStart<'a> {
 pub trait TaskSuite: Send + Sync {
     /// One line for the run header (what was built: tasks, splits, demonstrations).
     fn describe(&self) -> String;
+    /// Scripted policies' scores on the evaluation tasks, for the run header (a reference the
+    /// trained policy's evaluations can be read against); `None` where there are none.
+    fn references(&self) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
     /// Number of training tasks; the trainer draws `env.tasks_per_iter` of them per
     /// iteration.
     fn num_train_tasks(&self) -> usize;

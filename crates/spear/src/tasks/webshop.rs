@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use spear_envs::webshop::expert::Expert;
+use spear_envs::webshop::expert::{run_policy, Expert};
 use spear_envs::webshop::generate::{generate_products, GenerateOptions};
 use spear_envs::webshop::goals::GoalMode;
 use spear_envs::webshop::{Catalog, Split as WebshopSplit, WebShopEnv, EVAL_GOALS};
@@ -19,8 +19,8 @@ use crate::agent::memory::Memory;
 use crate::agent::prompts::webshop_prompt;
 use crate::rollout::ChatSampler;
 use crate::run_dir::EvalRecord;
-use crate::train::config::{EvalSplit, ModelSource, TrainConfig};
-use crate::train::setup::{build_policy, demo_response, SftExample};
+use crate::train::config::{EvalSplit, ModelSource, TrainConfig, WebshopDemos};
+use crate::train::setup::{build_policy, SftExample};
 
 /// The WebShop side of a run: one generated catalogue; training goals are WebShop's
 /// `500..` split, evaluation goals its first 500 (`test`, verl-agent's validation goals).
@@ -86,14 +86,16 @@ pub fn load_webshop(cfg: &TrainConfig) -> anyhow::Result<WebshopTasks> {
     })
 }
 
-/// The oracle expert's winning episodes on the first `count` training goals, rendered exactly
-/// as the RL prompts of the agent loop (spec §7; history of `history_length` pairs, each action
-/// paired with the page it was taken on).
+/// The winning episodes of the expert `demos` names (the oracle, or the checking expert that
+/// reads item pages) on the first `count` training goals, rendered exactly as the RL prompts
+/// of the agent loop (spec §7; history of `history_length` pairs, each action paired with the
+/// page it was taken on).
 pub fn webshop_sft_examples(
     tasks: &WebshopTasks,
     count: usize,
     history_length: usize,
     max_turns: usize,
+    demos: WebshopDemos,
 ) -> anyhow::Result<Vec<SftExample>> {
     let mut out = vec![];
     let mut env =
@@ -102,7 +104,10 @@ pub fn webshop_sft_examples(
         env.reset(task, 0)?;
         let goal = env.task_description().to_string();
         let mut memory = Memory::new();
-        let mut expert = Expert::new();
+        let mut expert = match demos {
+            WebshopDemos::Oracle => Expert::new(),
+            WebshopDemos::Checking => Expert::checking(),
+        };
         let mut steps = vec![];
         let won = loop {
             let action = expert.act(&env);
@@ -116,7 +121,7 @@ pub fn webshop_sft_examples(
             );
             steps.push(SftExample {
                 prompt,
-                response: demo_response(&goal, &action),
+                response: webshop_demo_response(&action),
             });
             memory.store(page, action.clone());
             let o = env.step(&action)?;
@@ -131,8 +136,28 @@ pub fn webshop_sft_examples(
     Ok(out)
 }
 
-/// Text for a tiny policy's vocabulary on WebShop: the demonstrations plus the first page of
-/// every training goal (its instruction).
+/// The response the WebShop warm start teaches for one expert step: a short reason for the
+/// kind of step, then the action. (The household's demonstrations restate the task in the
+/// thinking; a WebShop instruction is 30–70 tokens, so restating it left a 48-token response
+/// no room for the action: a warm start on such responses never bought anything.)
+pub fn webshop_demo_response(action: &str) -> String {
+    let reason = if action.starts_with("search[") {
+        "I search for the product."
+    } else if action == "click[< prev]" {
+        "It lacks an option I need; back to the results."
+    } else if action == "click[buy now]" {
+        "It has what I need; I buy it."
+    } else if action == "click[next >]" || action == "click[back to search]" {
+        "I look elsewhere."
+    } else {
+        "I click what I need next."
+    };
+    format!("<think>{reason}</think><action>{action}</action>")
+}
+
+/// Text for a tiny policy's vocabulary on WebShop: the demonstrations, the first page of
+/// every training goal (its instruction) and every product's asin and title as a results page
+/// shows them (so a product the demonstrations never opened is not `<unk>` to the policy).
 pub fn webshop_corpus(tasks: &WebshopTasks, examples: &[SftExample]) -> Vec<String> {
     let mut corpus: Vec<String> = examples
         .iter()
@@ -144,6 +169,14 @@ pub fn webshop_corpus(tasks: &WebshopTasks, examples: &[SftExample]) -> Vec<Stri
         if env.reset(i, 0).is_ok() {
             corpus.push(env.formatted_observation());
         }
+    }
+    for p in &tasks.catalog.products {
+        corpus.push(format!(
+            "'{}' [SEP] '{}' click[{}]",
+            p.asin,
+            p.title,
+            p.asin.to_lowercase()
+        ));
     }
     corpus
 }
@@ -163,6 +196,7 @@ pub fn webshop_run(cfg: &TrainConfig) -> anyhow::Result<(WebshopTasks, Vec<SftEx
             n_demo,
             cfg.env.history_length as usize,
             cfg.env.max_turns as usize,
+            cfg.env.webshop.demonstrations,
         )?
     } else {
         vec![]
@@ -176,6 +210,28 @@ pub struct WebshopSuite {
     tasks: WebshopTasks,
     sft: Vec<SftExample>,
     max_turns: usize,
+    eval_episodes: usize,
+}
+
+/// Success of the scripted references on the evaluation goals an evaluation of `episodes`
+/// episodes plays (the first `episodes` goals of the `test` split, as `eval_agent` takes
+/// them): the top-hit policy (search the key terms, buy the first result with the goal
+/// options), the checking expert and the oracle. Returns `(top_hit, checking, oracle, goals)`.
+pub fn webshop_references(
+    catalog: &Arc<Catalog>,
+    episodes: usize,
+    max_turns: usize,
+) -> anyhow::Result<(f64, f64, f64, usize)> {
+    let mut env = WebShopEnv::new(catalog.clone(), WebshopSplit::Eval).with_max_steps(max_turns);
+    let n = episodes.min(env.num_tasks());
+    let (mut top, mut checking, mut oracle) = (0usize, 0usize, 0usize);
+    for t in 0..n {
+        top += usize::from(run_policy(&mut env, t, 0, Expert::blind())?.won);
+        checking += usize::from(run_policy(&mut env, t, 0, Expert::checking())?.won);
+        oracle += usize::from(run_policy(&mut env, t, 0, Expert::new())?.won);
+    }
+    let f = |k: usize| k as f64 / n.max(1) as f64;
+    Ok((f(top), f(checking), f(oracle), n))
 }
 
 impl WebshopSuite {
@@ -187,6 +243,7 @@ impl WebshopSuite {
                 tasks,
                 sft,
                 max_turns: cfg.env.max_turns as usize,
+                eval_episodes: cfg.eval.episodes as usize,
             },
             policy,
         ))
@@ -208,6 +265,18 @@ impl TaskSuite for WebshopSuite {
                 .join(", "),
             self.sft.len()
         )
+    }
+
+    fn references(&self) -> anyhow::Result<Option<String>> {
+        if self.tasks.evals.is_empty() {
+            return Ok(None);
+        }
+        let (top, checking, oracle, n) =
+            webshop_references(&self.tasks.catalog, self.eval_episodes, self.max_turns)?;
+        Ok(Some(format!(
+            "scripted policies on the {n} test goals an evaluation plays: top hit {top:.2}, \
+             checking expert {checking:.2}, oracle {oracle:.2}"
+        )))
     }
 
     fn num_train_tasks(&self) -> usize {
@@ -258,5 +327,56 @@ impl TaskSuite for WebshopSuite {
             s,
         )?;
         Ok(rec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::presets::Preset;
+    use crate::train::setup::{prompt_ids, response_ids};
+
+    /// Every `webshop-tiny` demonstration fits the sampler: its response (the stop token
+    /// included) within `sampling.max_new_tokens`, prompt + response within the model's
+    /// positions. A warm start on responses the sampler cuts off never reaches `<action>`.
+    #[test]
+    fn tiny_preset_demonstrations_fit_the_sampler() {
+        let mut cfg = Preset::named("webshop-tiny").unwrap().config();
+        cfg.sft.games = 60;
+        let (tasks, examples, policy) = webshop_run(&cfg).unwrap();
+        assert!(examples.len() > 100, "{} demonstrations", examples.len());
+        let max_new = cfg.sampling.max_new_tokens as usize;
+        let mut kinds = std::collections::BTreeSet::new();
+        for e in &examples {
+            let r = response_ids(&policy, &e.response).unwrap();
+            assert!(r.len() <= max_new, "{} tokens: {}", r.len(), e.response);
+            let p = prompt_ids(&policy, &e.prompt).unwrap();
+            assert!(p.len() + r.len() <= cfg.model.max_position_embeddings as usize);
+            let unk = policy.tokenizer.encode("<unk>").unwrap();
+            assert!(!r.contains(&unk[0]), "unknown word in {}", e.response);
+            let action = &e.response[e.response.find("<action>").unwrap()..];
+            kinds.insert(action.split('[').next().unwrap().to_string());
+            if action.contains("< prev") {
+                kinds.insert("prev".into());
+            }
+        }
+        // The checking expert searches, clicks, and leaves products.
+        assert!(kinds.contains("prev"), "{kinds:?}");
+        // Every product's asin is a word of the vocabulary (eval products included).
+        for p in tasks.catalog.products.iter().take(200) {
+            let ids = policy.tokenizer.encode(&p.asin.to_lowercase()).unwrap();
+            assert_eq!(ids.len(), 1, "{}", p.asin);
+        }
+    }
+
+    #[test]
+    fn demo_response_gives_a_short_reason_per_step_kind() {
+        let r = webshop_demo_response("search[red shoes]");
+        assert_eq!(
+            r,
+            "<think>I search for the product.</think><action>search[red shoes]</action>"
+        );
+        assert!(webshop_demo_response("click[< prev]").contains("lacks an option"));
+        assert!(webshop_demo_response("click[buy now]").contains("I buy it"));
     }
 }

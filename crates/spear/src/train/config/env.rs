@@ -181,6 +181,20 @@ pub struct WebshopConfig {
     pub products: u64,
     /// Catalogue generator seed. Default 0.
     pub catalog_seed: u64,
+    /// Which expert the warm start imitates. Default `oracle`.
+    pub demonstrations: WebshopDemos,
+}
+
+/// Which expert the WebShop warm start imitates (`env.webshop.demonstrations`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WebshopDemos {
+    /// The oracle: it knows the goal's asin and goes straight to it (pages included).
+    #[default]
+    Oracle,
+    /// Opens the results in order and buys the first product offering every goal option,
+    /// leaving the others with `< prev`: nothing it does needs what the page does not show.
+    Checking,
 }
 
 impl Default for WebshopConfig {
@@ -188,6 +202,7 @@ impl Default for WebshopConfig {
         Self {
             products: 1000,
             catalog_seed: 0,
+            demonstrations: WebshopDemos::Oracle,
         }
     }
 }

@@ -39,6 +39,7 @@ use self::check::check_f;
 pub(crate) use self::check::check_pos;
 pub use self::env::{
     EnvConfig, EnvKind, HouseholdConfig, HouseholdDemos, HouseholdSource, WebshopConfig,
+    WebshopDemos,
 };
 pub use self::math::{MathConfig, SandboxBackend};
 pub use self::model::{

@@ -563,6 +563,32 @@ fn rollout_section_is_checked() {
     assert_eq!(e.key, "rollout.engine");
 }
 
+/// `env.webshop.demonstrations` takes `oracle` (the default) or `checking`; `webshop-tiny`
+/// warm-starts on the checking expert, the paper preset keeps the oracle.
+#[test]
+fn webshop_demonstrations_parse_and_presets_choose() {
+    let base = TrainConfig::default();
+    assert_eq!(base.env.webshop.demonstrations, env::WebshopDemos::Oracle);
+    let c = base
+        .with_overrides(&["env.webshop.demonstrations=\"checking\"".into()])
+        .unwrap();
+    assert_eq!(c.env.webshop.demonstrations, env::WebshopDemos::Checking);
+    let e = base
+        .with_overrides(&["env.webshop.demonstrations=\"blind\"".into()])
+        .unwrap_err();
+    assert!(e.key.contains("demonstrations"), "{} {}", e.key, e.message);
+    let tiny = crate::train::presets::Preset::named("webshop-tiny").unwrap();
+    assert_eq!(
+        tiny.config().env.webshop.demonstrations,
+        env::WebshopDemos::Checking
+    );
+    let paper = crate::train::presets::Preset::named("webshop").unwrap();
+    assert_eq!(
+        paper.config().env.webshop.demonstrations,
+        env::WebshopDemos::Oracle
+    );
+}
+
 /// `env.household.demonstrations` takes the two expert names; anything else is an error that
 /// names the key.
 #[test]

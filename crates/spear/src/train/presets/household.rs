@@ -8,7 +8,7 @@ use crate::train::config::{
 };
 
 /// Scales the step-count schedules and buffer sizes to a short run (module docs).
-fn scale_to_short_run(c: &mut TrainConfig, replay_buffer: u64) {
+pub(super) fn scale_to_short_run(c: &mut TrainConfig, replay_buffer: u64) {
     c.rl.reward.max_toolcall_steps = c.run.iterations;
     c.rl.replay.max_replay_loss_steps = c.run.iterations;
     c.rl.replay.buffer_size = replay_buffer;
