@@ -95,9 +95,7 @@ impl Expert {
         }
         if has("next >") {
             if self.blind {
-                let first = clickables
-                    .iter()
-                    .find(|c| !matches!(c.as_str(), "back to search" | "next >" | "< prev"));
+                let first = result_links(&clickables).into_iter().next();
                 return match first {
                     Some(f) => format!("click[{f}]"),
                     None => format!("search[{}]", goal.name.to_lowercase()),
@@ -108,10 +106,7 @@ impl Expert {
                 return format!("click[{target}]");
             }
             self.pages_seen += 1;
-            let links: Vec<&String> = clickables
-                .iter()
-                .filter(|c| !matches!(c.as_str(), "back to search" | "next >" | "< prev"))
-                .collect();
+            let links = result_links(&clickables);
             if self.pages_seen < 5 && links.len() == 10 {
                 return "click[next >]".into();
             }
@@ -131,9 +126,7 @@ impl Expert {
         }
         "click[back to search]".into()
     }
-}
 
-impl Expert {
     fn act_checking(&mut self, goal: &super::product::Goal, clickables: &[String]) -> String {
         let has = |k: &str| clickables.iter().any(|c| c == k);
         let wanted: Vec<String> = goal
@@ -157,10 +150,7 @@ impl Expert {
             }
             return "click[buy now]".into();
         }
-        let links: Vec<&String> = clickables
-            .iter()
-            .filter(|c| !matches!(c.as_str(), "back to search" | "next >" | "< prev"))
-            .collect();
+        let links = result_links(clickables);
         match links.get(self.rejected).or(links.first()) {
             Some(l) => {
                 self.options_clicked = 0;
@@ -169,6 +159,14 @@ impl Expert {
             None => "click[back to search]".into(),
         }
     }
+}
+
+/// The product links of a results page (its clickables without the navigation buttons).
+fn result_links(clickables: &[String]) -> Vec<&String> {
+    clickables
+        .iter()
+        .filter(|c| !matches!(c.as_str(), "back to search" | "next >" | "< prev"))
+        .collect()
 }
 
 /// Results the checking expert leaves before it buys the next one unchecked: with one search

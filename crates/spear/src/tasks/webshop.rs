@@ -20,7 +20,7 @@ use crate::agent::prompts::webshop_prompt;
 use crate::rollout::ChatSampler;
 use crate::run_dir::EvalRecord;
 use crate::train::config::{EvalSplit, ModelSource, TrainConfig, WebshopDemos};
-use crate::train::setup::{build_policy, SftExample};
+use crate::train::setup::{build_policy, think_action, SftExample};
 
 /// The WebShop side of a run: one generated catalogue; training goals are WebShop's
 /// `500..` split, evaluation goals its first 500 (`test`, verl-agent's validation goals).
@@ -152,7 +152,7 @@ pub fn webshop_demo_response(action: &str) -> String {
     } else {
         "I click what I need next."
     };
-    format!("<think>{reason}</think><action>{action}</action>")
+    think_action(reason, action)
 }
 
 /// Text for a tiny policy's vocabulary on WebShop: the demonstrations, the first page of
@@ -347,13 +347,13 @@ mod tests {
         assert!(examples.len() > 100, "{} demonstrations", examples.len());
         let max_new = cfg.sampling.max_new_tokens as usize;
         let mut kinds = std::collections::BTreeSet::new();
+        let unk = policy.tokenizer.encode("<unk>").unwrap()[0];
         for e in &examples {
             let r = response_ids(&policy, &e.response).unwrap();
             assert!(r.len() <= max_new, "{} tokens: {}", r.len(), e.response);
             let p = prompt_ids(&policy, &e.prompt).unwrap();
             assert!(p.len() + r.len() <= cfg.model.max_position_embeddings as usize);
-            let unk = policy.tokenizer.encode("<unk>").unwrap();
-            assert!(!r.contains(&unk[0]), "unknown word in {}", e.response);
+            assert!(!r.contains(&unk), "unknown word in {}", e.response);
             let action = &e.response[e.response.find("<action>").unwrap()..];
             kinds.insert(action.split('[').next().unwrap().to_string());
             if action.contains("< prev") {

@@ -28,7 +28,13 @@ pub struct SftExample {
 /// The response the warm start teaches for one expert step. The thinking restates the goal
 /// (the planner has no verbal reasoning to offer); the action is the expert's command.
 pub fn demo_response(task: &str, action: &str) -> String {
-    format!("<think>My task is to {task}</think><action>{action}</action>")
+    think_action(&format!("My task is to {task}"), action)
+}
+
+/// A demonstrated response: `thinking` in `<think>` tags, then `action` in `<action>` tags
+/// (the format the agent loop parses).
+pub fn think_action(thinking: &str, action: &str) -> String {
+    format!("<think>{thinking}</think><action>{action}</action>")
 }
 
 /// A tiny from-scratch policy: word-level tokenizer from `corpus` (with
