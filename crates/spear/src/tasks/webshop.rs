@@ -136,6 +136,32 @@ pub fn webshop_sft_examples(
     Ok(out)
 }
 
+/// The first step alone (the expert's search for the key terms, on the search page) of the
+/// training goals in `goals`: `env.webshop.search_demos`'s copy curriculum.
+pub fn webshop_search_examples(
+    tasks: &WebshopTasks,
+    goals: std::ops::Range<usize>,
+) -> anyhow::Result<Vec<SftExample>> {
+    let mut env = WebShopEnv::new(tasks.catalog.clone(), WebshopSplit::Train);
+    let mut out = vec![];
+    for task in goals.start.min(tasks.train)..goals.end.min(tasks.train) {
+        env.reset(task, 0)?;
+        let action = Expert::checking().act(&env);
+        let prompt = webshop_prompt(
+            env.task_description(),
+            &env.formatted_observation(),
+            &env.formatted_actions(),
+            &Memory::new(),
+            0,
+        );
+        out.push(SftExample {
+            prompt,
+            response: webshop_demo_response(&action),
+        });
+    }
+    Ok(out)
+}
+
 /// The response the WebShop warm start teaches for one expert step: a short reason for the
 /// kind of step, then the action. (The household's demonstrations restate the task in the
 /// thinking; a WebShop instruction is 30–70 tokens, so restating it left a 48-token response
@@ -191,13 +217,16 @@ pub fn webshop_run(cfg: &TrainConfig) -> anyhow::Result<(WebshopTasks, Vec<SftEx
     };
     // A tiny policy's vocabulary is built from the text, the demonstrations included.
     let examples = if cfg.sft.enabled || matches!(cfg.model.name, ModelSource::Tiny) {
-        webshop_sft_examples(
+        let mut x = webshop_sft_examples(
             &tasks,
             n_demo,
             cfg.env.history_length as usize,
             cfg.env.max_turns as usize,
             cfg.env.webshop.demonstrations,
-        )?
+        )?;
+        let extra = cfg.env.webshop.search_demos as usize;
+        x.extend(webshop_search_examples(&tasks, n_demo..n_demo + extra)?);
+        x
     } else {
         vec![]
     };
@@ -367,6 +396,49 @@ mod tests {
             let ids = policy.tokenizer.encode(&p.asin.to_lowercase()).unwrap();
             assert_eq!(ids.len(), 1, "{}", p.asin);
         }
+    }
+
+    /// `env.webshop.search_demos` adds the first step of as many further training goals (the
+    /// ones after `sft.games`): the search page, and the search for the goal's key terms.
+    #[test]
+    fn search_demos_add_the_first_step_of_further_goals() {
+        let mut cfg = Preset::named("webshop-tiny").unwrap().config();
+        cfg.sft.games = 4;
+        cfg.env.webshop.search_demos = 0;
+        let (_, base, _) = webshop_run(&cfg).unwrap();
+        cfg.env.webshop.search_demos = 30;
+        let (tasks, examples, _) = webshop_run(&cfg).unwrap();
+        assert_eq!(examples.len(), base.len() + 30);
+        assert_eq!(&examples[..base.len()], &base[..]);
+        let mut env = WebShopEnv::new(tasks.catalog.clone(), WebshopSplit::Train);
+        for (i, e) in examples[base.len()..].iter().enumerate() {
+            env.reset(4 + i, 0).unwrap();
+            let goal = env.goal().unwrap();
+            let terms =
+                spear_envs::webshop::expert::key_terms(&goal.instruction_text, &goal.goal_options);
+            assert!(e.prompt.contains(env.task_description()), "goal {}", 4 + i);
+            assert!(
+                e.prompt.contains("observation is: 'Search'"),
+                "{}",
+                e.prompt
+            );
+            assert!(
+                e.response
+                    .ends_with(&format!("<action>search[{terms}]</action>")),
+                "{}",
+                e.response
+            );
+        }
+        // No goal is shown twice: the extra goals follow the whole-episode ones.
+        let first = |e: &SftExample| {
+            let rest = e.prompt.split("Your task is to: ").nth(1)?;
+            rest.lines().next().map(str::to_owned)
+        };
+        let whole: std::collections::BTreeSet<_> = base.iter().filter_map(first).collect();
+        assert!(examples[base.len()..]
+            .iter()
+            .filter_map(first)
+            .all(|t| !whole.contains(&t)));
     }
 
     #[test]

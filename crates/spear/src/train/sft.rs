@@ -28,6 +28,38 @@ pub struct SftSettings {
     pub token_budget: usize,
     /// Shuffling seed.
     pub seed: u64,
+    /// Batches of similar length (`sft.group_by_length`, [`epoch_batches`]).
+    pub group_by_length: bool,
+}
+
+/// Batches of similar length come from windows of this many batches.
+const LENGTH_WINDOW_BATCHES: usize = 50;
+
+/// One epoch's batches (indices into `lengths`): every example once, in a shuffled order.
+/// With `group_by_length`, the shuffled order is cut into windows of
+/// [`LENGTH_WINDOW_BATCHES`] batches, each window sorted by length (longest first) and cut
+/// into batches, and the batches are shuffled, so a batch holds examples of similar length.
+pub fn epoch_batches(
+    lengths: &[usize],
+    batch_size: usize,
+    group_by_length: bool,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<usize>> {
+    let batch_size = batch_size.max(1);
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.shuffle(rng);
+    if !group_by_length {
+        return order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    }
+    let mut batches: Vec<Vec<usize>> = vec![];
+    for window in order.chunks(batch_size * LENGTH_WINDOW_BATCHES) {
+        let mut w = window.to_vec();
+        // Stable sort: ties keep the shuffled order.
+        w.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+        batches.extend(w.chunks(batch_size).map(<[usize]>::to_vec));
+    }
+    batches.shuffle(rng);
+    batches
 }
 
 /// What SFT did.
@@ -176,10 +208,13 @@ pub fn run_sft_tokens(
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
     let mut losses = vec![];
     let mut tokens = 0u64;
+    let all_lengths: Vec<usize> = encoded
+        .iter()
+        .map(|e| e.prompt.len() + e.response.len())
+        .collect();
     for _ in 0..s.epochs {
-        let mut order: Vec<usize> = (0..encoded.len()).collect();
-        order.shuffle(&mut rng);
-        for chunk in order.chunks(s.batch_size) {
+        for chunk in epoch_batches(&all_lengths, s.batch_size, s.group_by_length, &mut rng) {
+            let chunk = &chunk[..];
             let n_tok: usize = chunk
                 .iter()
                 .map(|&i| encoded[i].mask.iter().map(|&m| m as usize).sum::<usize>())
@@ -278,5 +313,65 @@ mod tests {
             .to_scalar()
             .unwrap();
         assert!((l - 3.0).abs() < 1e-6, "{l}");
+    }
+
+    /// Plain batches are the shuffled order cut in pieces (as before the option existed);
+    /// grouped batches hold every example once, each batch within one window's length range,
+    /// with far less padding on a mix of short and long examples; both depend only on the seed.
+    #[test]
+    fn epoch_batches_group_by_length_only_when_asked() {
+        // 3000 short (300) and 1200 long (1100) examples, mixed at random.
+        let mut r = ChaCha8Rng::seed_from_u64(7);
+        let mut lengths: Vec<usize> = (0..4200)
+            .map(|i| if i < 3000 { 300 } else { 1100 })
+            .collect();
+        lengths.shuffle(&mut r);
+        let padded = |b: &[Vec<usize>]| -> usize {
+            b.iter()
+                .map(|x| x.len() * x.iter().map(|&i| lengths[i]).max().unwrap())
+                .sum()
+        };
+        let plain = epoch_batches(&lengths, 8, false, &mut ChaCha8Rng::seed_from_u64(1));
+        let mut order: Vec<usize> = (0..lengths.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(1));
+        let want: Vec<Vec<usize>> = order.chunks(8).map(<[usize]>::to_vec).collect();
+        assert_eq!(plain, want);
+        let grouped = epoch_batches(&lengths, 8, true, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(grouped.len(), plain.len());
+        let mut seen: Vec<usize> = grouped.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        // Only a window's boundary batch mixes the two lengths (at most one per window).
+        let mixed = grouped
+            .iter()
+            .filter(|b| {
+                b.iter().any(|&i| lengths[i] == 300) && b.iter().any(|&i| lengths[i] == 1100)
+            })
+            .count();
+        assert!(
+            mixed <= lengths.len().div_ceil(8 * LENGTH_WINDOW_BATCHES),
+            "{mixed}"
+        );
+        let real: usize = lengths.iter().sum();
+        assert!(
+            padded(&plain) as f64 > 1.8 * real as f64,
+            "{} {real}",
+            padded(&plain)
+        );
+        assert!(
+            (padded(&grouped) as f64) < 1.05 * real as f64,
+            "{} {real}",
+            padded(&grouped)
+        );
+        // The batches are shuffled: long and short batches interleave.
+        let long_first_half = grouped[..grouped.len() / 2]
+            .iter()
+            .filter(|b| lengths[b[0]] == 1100)
+            .count();
+        assert!((40..120).contains(&long_first_half), "{long_first_half}");
+        assert_eq!(
+            grouped,
+            epoch_batches(&lengths, 8, true, &mut ChaCha8Rng::seed_from_u64(1))
+        );
     }
 }

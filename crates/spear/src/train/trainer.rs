@@ -421,6 +421,7 @@ impl Trainer {
             weight_decay: self.cfg.optim.weight_decay,
             token_budget: self.cfg.optim.token_budget as usize,
             seed: mix_seed(&[self.cfg.run.seed, 0x5F7]),
+            group_by_length: self.cfg.sft.group_by_length,
         };
         let demos = self.suite.warm_start();
         let (n, what) = match demos {

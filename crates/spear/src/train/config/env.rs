@@ -183,6 +183,12 @@ pub struct WebshopConfig {
     pub catalog_seed: u64,
     /// Which expert the warm start imitates. Default `oracle`.
     pub demonstrations: WebshopDemos,
+    /// A copy curriculum: the first step alone (the search for the instruction's key terms)
+    /// of this many more training goals, after the `sft.games` whose whole episodes the warm
+    /// start imitates. A tiny policy learns to copy its search from the prompt only with
+    /// thousands of such examples, and a first step's prompt is short (no history, no
+    /// results page). Default 0.
+    pub search_demos: u64,
 }
 
 /// Which expert the WebShop warm start imitates (`env.webshop.demonstrations`).
@@ -203,6 +209,7 @@ impl Default for WebshopConfig {
             products: 1000,
             catalog_seed: 0,
             demonstrations: WebshopDemos::Oracle,
+            search_demos: 0,
         }
     }
 }

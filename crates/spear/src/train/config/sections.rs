@@ -123,6 +123,12 @@ pub struct SftConfig {
     /// model.init_checkpoint=…` continues SFT from a checkpoint; `spear train` keeps the
     /// default false (RL starts from the checkpoint as it is). Default false.
     pub after_init_checkpoint: bool,
+    /// Batch demonstrations of similar length (like transformers' `group_by_length`): each
+    /// epoch is shuffled, cut into windows of 50 batches, each window sorted by length and cut
+    /// into batches, and the batches shuffled. A batch is padded to its longest example, so
+    /// mixing 300-token and 1100-token prompts (`webshop-tiny`'s first steps and whole
+    /// episodes) pads most batches to 1100. Default false (plain shuffled batches).
+    pub group_by_length: bool,
 }
 
 impl Default for SftConfig {
@@ -134,6 +140,7 @@ impl Default for SftConfig {
             batch_size: 32,
             lr: 1e-4,
             after_init_checkpoint: false,
+            group_by_length: false,
         }
     }
 }

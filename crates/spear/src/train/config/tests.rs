@@ -587,6 +587,22 @@ fn webshop_demonstrations_parse_and_presets_choose() {
         paper.config().env.webshop.demonstrations,
         env::WebshopDemos::Oracle
     );
+    // The search copy curriculum: off by default and in the paper preset, on in the tiny one.
+    assert_eq!(base.env.webshop.search_demos, 0);
+    assert_eq!(paper.config().env.webshop.search_demos, 0);
+    assert!(tiny.config().env.webshop.search_demos >= 1000);
+    // Its short first steps and long episodes are batched by length; nothing else is.
+    assert!(tiny.config().sft.group_by_length);
+    assert!(!base.sft.group_by_length);
+    assert!(!paper.config().sft.group_by_length);
+    let c = base
+        .with_overrides(&["env.webshop.search_demos=12".into()])
+        .unwrap();
+    assert_eq!(c.env.webshop.search_demos, 12);
+    let e = base
+        .with_overrides(&["env.webshop.search_demos=\"many\"".into()])
+        .unwrap_err();
+    assert!(e.key.contains("search_demos"), "{} {}", e.key, e.message);
 }
 
 /// `env.household.demonstrations` takes the two expert names; anything else is an error that
