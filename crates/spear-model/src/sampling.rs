@@ -236,13 +236,86 @@ struct Row {
     done: bool,
 }
 
+/// Bytes of one layer's f32 attention scores (prompts × heads × length²) that one prefill may
+/// hold: a batch whose scores would exceed it is generated in several sub-batches. A prefill's
+/// peak memory is about five times its scores (the softmax, the mask and the projections):
+/// 128 WebShop prompts of ≈ 1500 tokens with 4 heads (4.6 GB of scores) were killed at 24 GB.
+pub const PREFILL_SCORES_BUDGET: usize = 2 << 30;
+
+/// Splits requests into sub-batches whose prefill scores fit `budget` bytes (`num_heads` ×
+/// unique prompts × longest² × 4). Requests with identical prompts (a GRPO group) stay
+/// together, so their prompt is prefilled once; each sub-batch lists requests in order.
+pub fn plan_generation_batches(
+    requests: &[GenRequest],
+    num_heads: usize,
+    budget: usize,
+) -> Vec<Vec<usize>> {
+    let mut uniq: Vec<(&[u32], Vec<usize>)> = vec![];
+    let mut index: HashMap<&[u32], usize> = HashMap::new();
+    for (i, r) in requests.iter().enumerate() {
+        let k = *index.entry(r.prompt_ids.as_slice()).or_insert_with(|| {
+            uniq.push((&r.prompt_ids, vec![]));
+            uniq.len() - 1
+        });
+        uniq[k].1.push(i);
+    }
+    let scores = |n: usize, l: usize| n * num_heads.max(1) * l * l * 4;
+    let mut out: Vec<Vec<usize>> = vec![];
+    let (mut cur, mut n, mut longest) = (vec![], 0usize, 0usize);
+    for (p, reqs) in uniq {
+        let l = longest.max(p.len());
+        if n > 0 && scores(n + 1, l) > budget {
+            out.push(std::mem::take(&mut cur));
+            (n, longest) = (0, 0);
+        }
+        cur.extend(reqs);
+        n += 1;
+        longest = longest.max(p.len());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    for b in &mut out {
+        b.sort_unstable();
+    }
+    out
+}
+
+/// Generates continuations for all requests: one batch, or sub-batches where one prefill would
+/// exceed [`PREFILL_SCORES_BUDGET`] ([`plan_generation_batches`]).
+pub fn generate(
+    model: &Decoder,
+    tokenizer: Option<&TextTokenizer>,
+    requests: &[GenRequest],
+    params: &SamplingParams,
+) -> Result<Vec<Generation>> {
+    let plan = plan_generation_batches(requests, model.config().num_heads, PREFILL_SCORES_BUDGET);
+    if plan.len() <= 1 {
+        return generate_batch(model, tokenizer, requests, params);
+    }
+    let mut out: Vec<Option<Generation>> = vec![None; requests.len()];
+    for b in plan {
+        let sub: Vec<GenRequest> = b.iter().map(|&i| requests[i].clone()).collect();
+        for (i, g) in b
+            .into_iter()
+            .zip(generate_batch(model, tokenizer, &sub, params)?)
+        {
+            out[i] = Some(g);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|g| g.expect("every request planned"))
+        .collect())
+}
+
 /// Generates continuations for all requests in one batch.
 ///
 /// Identical prompts (a GRPO group) are prefilled once and their KV cache rows copied. Prompts of
 /// different lengths are left-padded; padding keys are masked and positions start at 0 at each
 /// prompt's first real token, so a sequence gets the same numbers alone or in any batch (up to
 /// float rounding of batched matmuls). Finished sequences leave the batch.
-pub fn generate(
+fn generate_batch(
     model: &Decoder,
     tokenizer: Option<&TextTokenizer>,
     requests: &[GenRequest],
@@ -495,6 +568,40 @@ mod tests {
             Some((10, "</action>".into()))
         );
         assert_eq!(first_stop("xyz", &s), None);
+    }
+
+    /// Groups stay together, every request is planned once, a sub-batch fits the budget
+    /// unless one prompt alone exceeds it, and a batch within the budget is not split.
+    #[test]
+    fn generation_batches_fit_the_prefill_budget() {
+        let req = |len: usize, tag: u32, seed: u64| GenRequest {
+            prompt_ids: vec![tag; len],
+            seed,
+        };
+        // Prompts: A (100 tokens) ×3, B (200) ×2, C (50), D (400); 2 heads.
+        let reqs = vec![
+            req(100, 1, 0),
+            req(200, 2, 0),
+            req(100, 1, 1),
+            req(50, 3, 0),
+            req(200, 2, 1),
+            req(400, 4, 0),
+            req(100, 1, 2),
+        ];
+        let all = plan_generation_batches(&reqs, 2, usize::MAX);
+        assert_eq!(all, vec![(0..7).collect::<Vec<_>>()]);
+        // Budget for 2 unique prompts of 200: 2 × 2 × 200² × 4 = 640 000 bytes.
+        let plan = plan_generation_batches(&reqs, 2, 640_000);
+        assert_eq!(plan, vec![vec![0, 1, 2, 4, 6], vec![3], vec![5]]);
+        let mut seen: Vec<usize> = plan.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..7).collect::<Vec<_>>());
+        // One prompt over the budget goes alone.
+        assert_eq!(
+            plan_generation_batches(&reqs, 2, 1000).len(),
+            4,
+            "one sub-batch per distinct prompt"
+        );
     }
 
     #[test]

@@ -37,8 +37,8 @@ pub(super) fn webshop_tiny(c: &mut TrainConfig) {
     c.sampling.max_new_tokens = 64;
     c.rl.drbot.max_response_length = 64;
     // 200 goals' winning episodes (≈ 1230 steps of ≈ 1100 prompt tokens) and 3000 first steps
-    // (≈ 300 tokens) × 3 epochs: 1587 SFT steps, in batches of similar length (mixed batches
-    // pad the short first steps to the long prompts: 0.38 steps/s instead of ≈ 1).
+    // (≈ 300 tokens) × 3 epochs: 1587 SFT steps, in batches of similar length (random
+    // batches pad the short first steps to the long prompts, about twice the tokens).
     c.sft.games = 200;
     c.sft.epochs = 3;
     c.sft.group_by_length = true;
