@@ -242,6 +242,23 @@ struct Row {
 /// 128 WebShop prompts of ≈ 1500 tokens with 4 heads (4.6 GB of scores) were killed at 24 GB.
 pub const PREFILL_SCORES_BUDGET: usize = 2 << 30;
 
+/// The distinct prompts of `requests` in order of first appearance, and each request's index
+/// into them (a GRPO group's identical prompts share one).
+fn distinct_prompts(requests: &[GenRequest]) -> (Vec<&[u32]>, Vec<usize>) {
+    let mut uniq: Vec<&[u32]> = vec![];
+    let mut index: HashMap<&[u32], usize> = HashMap::new();
+    let map = requests
+        .iter()
+        .map(|r| {
+            *index.entry(r.prompt_ids.as_slice()).or_insert_with(|| {
+                uniq.push(&r.prompt_ids);
+                uniq.len() - 1
+            })
+        })
+        .collect();
+    (uniq, map)
+}
+
 /// Splits requests into sub-batches whose prefill scores fit `budget` bytes (`num_heads` ×
 /// unique prompts × longest² × 4). Requests with identical prompts (a GRPO group) stay
 /// together, so their prompt is prefilled once; each sub-batch lists requests in order.
@@ -250,19 +267,15 @@ pub fn plan_generation_batches(
     num_heads: usize,
     budget: usize,
 ) -> Vec<Vec<usize>> {
-    let mut uniq: Vec<(&[u32], Vec<usize>)> = vec![];
-    let mut index: HashMap<&[u32], usize> = HashMap::new();
-    for (i, r) in requests.iter().enumerate() {
-        let k = *index.entry(r.prompt_ids.as_slice()).or_insert_with(|| {
-            uniq.push((&r.prompt_ids, vec![]));
-            uniq.len() - 1
-        });
-        uniq[k].1.push(i);
+    let (uniq, map) = distinct_prompts(requests);
+    let mut members: Vec<Vec<usize>> = vec![vec![]; uniq.len()];
+    for (i, &k) in map.iter().enumerate() {
+        members[k].push(i);
     }
     let scores = |n: usize, l: usize| n * num_heads.max(1) * l * l * 4;
     let mut out: Vec<Vec<usize>> = vec![];
     let (mut cur, mut n, mut longest) = (vec![], 0usize, 0usize);
-    for (p, reqs) in uniq {
+    for (p, reqs) in uniq.into_iter().zip(members) {
         let l = longest.max(p.len());
         if n > 0 && scores(n + 1, l) > budget {
             out.push(std::mem::take(&mut cur));
@@ -345,17 +358,7 @@ fn generate_batch(
     }
 
     // Prefill each distinct prompt once.
-    let mut uniq: Vec<&[u32]> = vec![];
-    let mut index: HashMap<&[u32], usize> = HashMap::new();
-    let map: Vec<usize> = requests
-        .iter()
-        .map(|r| {
-            *index.entry(r.prompt_ids.as_slice()).or_insert_with(|| {
-                uniq.push(&r.prompt_ids);
-                uniq.len() - 1
-            })
-        })
-        .collect();
+    let (uniq, map) = distinct_prompts(requests);
     let lmax = uniq.iter().map(|p| p.len()).max().unwrap_or(0);
     let pad = tokenizer.map_or(0, TextTokenizer::pad_id);
     let mut ids = vec![];

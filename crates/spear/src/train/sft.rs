@@ -214,7 +214,6 @@ pub fn run_sft_tokens(
         .collect();
     for _ in 0..s.epochs {
         for chunk in epoch_batches(&all_lengths, s.batch_size, s.group_by_length, &mut rng) {
-            let chunk = &chunk[..];
             let n_tok: usize = chunk
                 .iter()
                 .map(|&i| encoded[i].mask.iter().map(|&m| m as usize).sum::<usize>())
@@ -224,10 +223,7 @@ pub fn run_sft_tokens(
             }
             let mut grads = Grads::new();
             let mut loss_sum = 0.0;
-            let lengths: Vec<usize> = chunk
-                .iter()
-                .map(|&i| encoded[i].prompt.len() + encoded[i].response.len())
-                .collect();
+            let lengths: Vec<usize> = chunk.iter().map(|&i| all_lengths[i]).collect();
             for group in spear_model::plan_micro_batches(&lengths, s.token_budget) {
                 let items: Vec<ScoreItem<'_>> = group
                     .iter()
