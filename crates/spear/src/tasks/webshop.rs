@@ -136,28 +136,45 @@ pub fn webshop_sft_examples(
     Ok(out)
 }
 
-/// The first step alone (the expert's search for the key terms, on the search page) of the
-/// training goals in `goals`: `env.webshop.search_demos`'s copy curriculum.
-pub fn webshop_search_examples(
+/// Step `step` alone (0: the expert's search for the key terms on the search page; 1: its
+/// click on the first result, on the results page of that search) of the training goals in
+/// `goals`, rendered as the agent loop renders that step (history of `history_length`
+/// pairs): the copy curricula of `env.webshop.search_demos` and `env.webshop.click_demos`.
+/// A goal whose episode ends before `step` gives no example.
+pub fn webshop_step_examples(
     tasks: &WebshopTasks,
     goals: std::ops::Range<usize>,
+    step: usize,
+    history_length: usize,
 ) -> anyhow::Result<Vec<SftExample>> {
     let mut env = WebShopEnv::new(tasks.catalog.clone(), WebshopSplit::Train);
     let mut out = vec![];
     for task in goals.start.min(tasks.train)..goals.end.min(tasks.train) {
         env.reset(task, 0)?;
-        let action = Expert::checking().act(&env);
-        let prompt = webshop_prompt(
-            env.task_description(),
-            &env.formatted_observation(),
-            &env.formatted_actions(),
-            &Memory::new(),
-            0,
-        );
-        out.push(SftExample {
-            prompt,
-            response: webshop_demo_response(&action),
-        });
+        let mut expert = Expert::checking();
+        let mut memory = Memory::new();
+        for k in 0..=step {
+            let action = expert.act(&env);
+            let page = env.formatted_observation();
+            if k == step {
+                let prompt = webshop_prompt(
+                    env.task_description(),
+                    &page,
+                    &env.formatted_actions(),
+                    &memory,
+                    history_length,
+                );
+                out.push(SftExample {
+                    prompt,
+                    response: webshop_demo_response(&action),
+                });
+                break;
+            }
+            memory.store(page, action.clone());
+            if env.step(&action)?.done {
+                break;
+            }
+        }
     }
     Ok(out)
 }
@@ -224,8 +241,21 @@ pub fn webshop_run(cfg: &TrainConfig) -> anyhow::Result<(WebshopTasks, Vec<SftEx
             cfg.env.max_turns as usize,
             cfg.env.webshop.demonstrations,
         )?;
-        let extra = cfg.env.webshop.search_demos as usize;
-        x.extend(webshop_search_examples(&tasks, n_demo..n_demo + extra)?);
+        let history = cfg.env.history_length as usize;
+        let searches = cfg.env.webshop.search_demos as usize;
+        x.extend(webshop_step_examples(
+            &tasks,
+            n_demo..n_demo + searches,
+            0,
+            history,
+        )?);
+        let clicks = cfg.env.webshop.click_demos as usize;
+        x.extend(webshop_step_examples(
+            &tasks,
+            n_demo..n_demo + clicks,
+            1,
+            history,
+        )?);
         x
     } else {
         vec![]
@@ -439,6 +469,54 @@ mod tests {
             .iter()
             .filter_map(first)
             .all(|t| !whole.contains(&t)));
+    }
+
+    /// `env.webshop.click_demos` adds the second step of further training goals: the results
+    /// page of the expert's search (which the history shows), and a click on the first result.
+    #[test]
+    fn click_demos_add_the_results_page_step_of_further_goals() {
+        let mut cfg = Preset::named("webshop-tiny").unwrap().config();
+        cfg.sft.games = 4;
+        cfg.env.webshop.search_demos = 3;
+        cfg.env.webshop.click_demos = 0;
+        let (_, base, _) = webshop_run(&cfg).unwrap();
+        cfg.env.webshop.click_demos = 25;
+        let (tasks, examples, _) = webshop_run(&cfg).unwrap();
+        assert_eq!(examples.len(), base.len() + 25);
+        assert_eq!(&examples[..base.len()], &base[..]);
+        let mut env = WebShopEnv::new(tasks.catalog.clone(), WebshopSplit::Train);
+        for (i, e) in examples[base.len()..].iter().enumerate() {
+            // The same goals as the search demonstrations: the ones after `sft.games`.
+            env.reset(4 + i, 0).unwrap();
+            let goal = env.goal().unwrap().clone();
+            let terms =
+                spear_envs::webshop::expert::key_terms(&goal.instruction_text, &goal.goal_options);
+            assert!(e.prompt.contains(env.task_description()), "goal {}", 4 + i);
+            let search = format!("search[{terms}]");
+            // The search is in the history, and the page is its results page.
+            assert!(e.prompt.contains(&search), "{}", e.prompt);
+            env.step(&search).unwrap();
+            assert!(
+                e.prompt.contains(&env.formatted_observation()),
+                "{}",
+                e.prompt
+            );
+            let first = env
+                .formatted_actions()
+                .into_iter()
+                .find(|a| {
+                    a.starts_with("click[")
+                        && !["click[back to search]", "click[next >]", "click[< prev]"]
+                            .contains(&a.as_str())
+                })
+                .unwrap();
+            assert!(first.starts_with("click[b"), "{first}");
+            assert!(
+                e.response.ends_with(&format!("<action>{first}</action>")),
+                "{} {first}",
+                e.response
+            );
+        }
     }
 
     #[test]

@@ -189,6 +189,12 @@ pub struct WebshopConfig {
     /// thousands of such examples, and a first step's prompt is short (no history, no
     /// results page). Default 0.
     pub search_demos: u64,
+    /// A second copy curriculum: the results-page step alone (the expert's search in the
+    /// history, its click on the first result as the response) of this many training goals
+    /// after the `sft.games` ones (the same goals as `search_demos`, one step later). Clicking
+    /// a result is a copy of its asin from the page; mixed into whole episodes it was not
+    /// learnt. Default 0.
+    pub click_demos: u64,
 }
 
 /// Which expert the WebShop warm start imitates (`env.webshop.demonstrations`).
@@ -210,6 +216,7 @@ impl Default for WebshopConfig {
             catalog_seed: 0,
             demonstrations: WebshopDemos::Oracle,
             search_demos: 0,
+            click_demos: 0,
         }
     }
 }

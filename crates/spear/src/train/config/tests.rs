@@ -591,6 +591,13 @@ fn webshop_demonstrations_parse_and_presets_choose() {
     assert_eq!(base.env.webshop.search_demos, 0);
     assert_eq!(paper.config().env.webshop.search_demos, 0);
     assert!(tiny.config().env.webshop.search_demos >= 1000);
+    assert_eq!(base.env.webshop.click_demos, 0);
+    assert_eq!(paper.config().env.webshop.click_demos, 0);
+    assert!(tiny.config().env.webshop.click_demos >= 500);
+    let c = base
+        .with_overrides(&["env.webshop.click_demos=7".into()])
+        .unwrap();
+    assert_eq!(c.env.webshop.click_demos, 7);
     // Its short first steps and long episodes are batched by length; nothing else is.
     assert!(tiny.config().sft.group_by_length);
     assert!(!base.sft.group_by_length);

@@ -10,8 +10,8 @@ use crate::train::config::{EnvKind, EvalSplit, TinyTokenizer, TrainConfig, Websh
 /// expert's winning episodes (it opens results in order and buys the first product offering
 /// every goal option: the oracle's asin clicks cannot be learnt from the page) and on the
 /// first step alone of 3000 more goals (a copy curriculum: greedy searches' word overlap with
-/// the key terms went from 0.18 to 0.33). It does not win yet: clicks on results are not
-/// copied from the page. 10 iterations of 4 goals × 8, evaluation on the first 128 `test` goals
+/// the key terms went from 0.18 to 0.33) and the second step alone (the click on the first
+/// result) of 1000 of them. 10 iterations of 4 goals × 8, evaluation on the first 128 `test` goals
 /// at T = 0.4 before RL and every 5 iterations (RESULTS.md, "WebShop (ninth session)").
 pub(super) fn webshop_tiny(c: &mut TrainConfig) {
     household_tiny(c);
@@ -26,6 +26,10 @@ pub(super) fn webshop_tiny(c: &mut TrainConfig) {
     // steps of batch 8 took the 0.25 M policy to 21 % exact searches (Jaccard 0.67 on the
     // words) on 100 test goals, and 1250 steps took this 0.64 M one to 26 % (0.73).
     c.env.webshop.search_demos = 3000;
+    // Clicking a result is a copy of its asin from the page, not learnt inside whole episodes
+    // (1 of 100 greedy first-result clicks); a probe on the results-page step alone took 100 →
+    // 400 steps to 11 → 31 of 64. So the first 1000 of those goals also give that step.
+    c.env.webshop.click_demos = 1000;
     c.model.hidden_size = 128;
     c.model.intermediate_size = 256;
     c.model.num_heads = 4;
@@ -37,9 +41,10 @@ pub(super) fn webshop_tiny(c: &mut TrainConfig) {
     // reason and the tags) is 53 tokens: 64 leaves room (tasks::webshop's test holds it).
     c.sampling.max_new_tokens = 64;
     c.rl.drbot.max_response_length = 64;
-    // 200 goals' winning episodes (≈ 1230 steps of ≈ 1100 prompt tokens) and 3000 first steps
-    // (≈ 300 tokens) × 3 epochs: 1587 SFT steps, in batches of similar length (random
-    // batches pad the short first steps to the long prompts, about twice the tokens).
+    // 200 goals' winning episodes (≈ 1230 steps of ≈ 1100 prompt tokens), 3000 first steps
+    // (≈ 300 tokens) and 1000 second steps × 3 epochs: 1962 SFT steps, in batches of similar
+    // length (random batches pad the short first steps to the long prompts, about twice the
+    // tokens).
     c.sft.games = 200;
     c.sft.epochs = 3;
     c.sft.group_by_length = true;
