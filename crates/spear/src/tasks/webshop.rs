@@ -435,6 +435,7 @@ mod tests {
         let mut cfg = Preset::named("webshop-tiny").unwrap().config();
         cfg.sft.games = 4;
         cfg.env.webshop.search_demos = 0;
+        cfg.env.webshop.click_demos = 0;
         let (_, base, _) = webshop_run(&cfg).unwrap();
         cfg.env.webshop.search_demos = 30;
         let (tasks, examples, _) = webshop_run(&cfg).unwrap();
