@@ -179,6 +179,52 @@ pub fn webshop_step_examples(
     Ok(out)
 }
 
+/// Every step of the checking expert's episodes on the training goals in `goals` at which it
+/// clicks one of the goal's options on an item page (a copy of an option value from the
+/// instruction that the page offers), rendered as the agent loop renders it (history of
+/// `history_length` pairs): the copy curriculum of `env.webshop.option_demos`. Episodes the
+/// expert does not win give their option steps too: the click is right whatever follows.
+pub fn webshop_option_examples(
+    tasks: &WebshopTasks,
+    goals: std::ops::Range<usize>,
+    history_length: usize,
+    max_turns: usize,
+) -> anyhow::Result<Vec<SftExample>> {
+    let mut env =
+        WebShopEnv::new(tasks.catalog.clone(), WebshopSplit::Train).with_max_steps(max_turns);
+    let mut out = vec![];
+    for task in goals.start.min(tasks.train)..goals.end.min(tasks.train) {
+        env.reset(task, 0)?;
+        let mut expert = Expert::checking();
+        let mut memory = Memory::new();
+        loop {
+            let action = expert.act(&env);
+            let page = env.formatted_observation();
+            let actions = env.formatted_actions();
+            let on_item_page = actions.iter().any(|a| a == "click[buy now]");
+            let navigation = ["click[buy now]", "click[< prev]", "click[back to search]"];
+            if on_item_page && !navigation.contains(&action.as_str()) {
+                let prompt = webshop_prompt(
+                    env.task_description(),
+                    &page,
+                    &actions,
+                    &memory,
+                    history_length,
+                );
+                out.push(SftExample {
+                    prompt,
+                    response: webshop_demo_response(&action),
+                });
+            }
+            memory.store(page, action.clone());
+            if env.step(&action)?.done {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The response the WebShop warm start teaches for one expert step: a short reason for the
 /// kind of step, then the action. (The household's demonstrations restate the task in the
 /// thinking; a WebShop instruction is 30–70 tokens, so restating it left a 48-token response
@@ -255,6 +301,13 @@ pub fn webshop_run(cfg: &TrainConfig) -> anyhow::Result<(WebshopTasks, Vec<SftEx
             n_demo..n_demo + clicks,
             1,
             history,
+        )?);
+        let options = cfg.env.webshop.option_demos as usize;
+        x.extend(webshop_option_examples(
+            &tasks,
+            n_demo..n_demo + options,
+            history,
+            cfg.env.max_turns as usize,
         )?);
         x
     } else {
@@ -436,6 +489,7 @@ mod tests {
         cfg.sft.games = 4;
         cfg.env.webshop.search_demos = 0;
         cfg.env.webshop.click_demos = 0;
+        cfg.env.webshop.option_demos = 0;
         let (_, base, _) = webshop_run(&cfg).unwrap();
         cfg.env.webshop.search_demos = 30;
         let (tasks, examples, _) = webshop_run(&cfg).unwrap();
@@ -518,6 +572,57 @@ mod tests {
                 e.response
             );
         }
+    }
+
+    /// `env.webshop.option_demos` adds the option clicks of further goals' expert episodes:
+    /// item pages, each response a click on a goal option value the page offers.
+    #[test]
+    fn option_demos_add_the_option_clicks_of_further_goals() {
+        let mut cfg = Preset::named("webshop-tiny").unwrap().config();
+        cfg.sft.games = 4;
+        cfg.env.webshop.search_demos = 2;
+        cfg.env.webshop.click_demos = 2;
+        cfg.env.webshop.option_demos = 0;
+        let (_, base, _) = webshop_run(&cfg).unwrap();
+        cfg.env.webshop.option_demos = 20;
+        let (tasks, examples, _) = webshop_run(&cfg).unwrap();
+        assert_eq!(&examples[..base.len()], &base[..]);
+        let extra = &examples[base.len()..];
+        // Goals offer one to three options; the expert clicks each on the product it buys.
+        assert!(extra.len() >= 20, "{}", extra.len());
+        let mut env = WebShopEnv::new(tasks.catalog.clone(), WebshopSplit::Train);
+        let mut seen_goals = 0;
+        for task in 4..24 {
+            env.reset(task, 0).unwrap();
+            let goal = env.goal().unwrap().clone();
+            let wanted: Vec<String> = goal
+                .goal_options
+                .values()
+                .iter()
+                .map(|v| v.to_lowercase())
+                .collect();
+            let mine: Vec<&SftExample> = extra
+                .iter()
+                .filter(|e| e.prompt.contains(env.task_description()))
+                .collect();
+            seen_goals += usize::from(!mine.is_empty());
+            for e in mine {
+                let v = e
+                    .response
+                    .split("<action>click[")
+                    .nth(1)
+                    .and_then(|r| r.strip_suffix("]</action>"))
+                    .unwrap_or_else(|| panic!("{}", e.response));
+                assert!(wanted.contains(&v.to_string()), "{v} not in {wanted:?}");
+                // An item page that offers it.
+                assert!(e.prompt.contains("'click[buy now]'"), "{}", e.prompt);
+                assert!(e.prompt.contains(&format!("'click[{v}]'")), "{}", e.prompt);
+            }
+        }
+        assert!(
+            seen_goals >= 15,
+            "{seen_goals} of 20 goals gave option clicks"
+        );
     }
 
     #[test]

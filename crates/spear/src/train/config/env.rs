@@ -195,6 +195,10 @@ pub struct WebshopConfig {
     /// a result is a copy of its asin from the page; mixed into whole episodes it was not
     /// learnt. Default 0.
     pub click_demos: u64,
+    /// A third copy curriculum: every option click (an item page, and a click on a goal option
+    /// value that the page offers) of the checking expert's episodes on this many training
+    /// goals after the `sft.games` ones. Default 0.
+    pub option_demos: u64,
 }
 
 /// Which expert the WebShop warm start imitates (`env.webshop.demonstrations`).
@@ -217,6 +221,7 @@ impl Default for WebshopConfig {
             demonstrations: WebshopDemos::Oracle,
             search_demos: 0,
             click_demos: 0,
+            option_demos: 0,
         }
     }
 }

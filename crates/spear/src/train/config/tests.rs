@@ -598,6 +598,8 @@ fn webshop_demonstrations_parse_and_presets_choose() {
         .with_overrides(&["env.webshop.click_demos=7".into()])
         .unwrap();
     assert_eq!(c.env.webshop.click_demos, 7);
+    assert_eq!(base.env.webshop.option_demos, 0);
+    assert_eq!(paper.config().env.webshop.option_demos, 0);
     // Its short first steps and long episodes are batched by length; nothing else is.
     assert!(tiny.config().sft.group_by_length);
     assert!(!base.sft.group_by_length);
