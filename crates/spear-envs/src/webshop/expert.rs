@@ -129,12 +129,7 @@ impl Expert {
 
     fn act_checking(&mut self, goal: &super::product::Goal, clickables: &[String]) -> String {
         let has = |k: &str| clickables.iter().any(|c| c == k);
-        let wanted: Vec<String> = goal
-            .goal_options
-            .values()
-            .iter()
-            .map(|v| v.to_lowercase())
-            .collect();
+        let wanted = wanted_options(goal);
         if has("buy now") {
             let last_chance = self.rejected >= MAX_REJECTED;
             if !last_chance && !wanted.iter().all(|v| has(v)) && has("< prev") {
@@ -159,6 +154,16 @@ impl Expert {
             None => "click[back to search]".into(),
         }
     }
+}
+
+/// The goal's option values as an item page's clickables spell them (lower case), in the
+/// instruction's order.
+pub fn wanted_options(goal: &super::product::Goal) -> Vec<String> {
+    goal.goal_options
+        .values()
+        .iter()
+        .map(|v| v.to_lowercase())
+        .collect()
 }
 
 /// The product links of a results page (its clickables without the navigation buttons).

@@ -594,13 +594,7 @@ mod tests {
         let mut seen_goals = 0;
         for task in 4..24 {
             env.reset(task, 0).unwrap();
-            let goal = env.goal().unwrap().clone();
-            let wanted: Vec<String> = goal
-                .goal_options
-                .values()
-                .iter()
-                .map(|v| v.to_lowercase())
-                .collect();
+            let wanted = spear_envs::webshop::expert::wanted_options(env.goal().unwrap());
             let mine: Vec<&SftExample> = extra
                 .iter()
                 .filter(|e| e.prompt.contains(env.task_description()))
