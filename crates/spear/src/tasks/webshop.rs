@@ -86,6 +86,50 @@ pub fn load_webshop(cfg: &TrainConfig) -> anyhow::Result<WebshopTasks> {
     })
 }
 
+/// Plays `expert` on training goal `task` of `env` and renders, as the agent loop renders
+/// them (history of `history_length` pairs, each action paired with the page it was taken
+/// on), the steps `keep(step, action, admissible actions)` picks. Stops after step `last`
+/// when given. Returns those examples and whether the episode was won.
+fn expert_steps(
+    env: &mut WebShopEnv,
+    task: usize,
+    mut expert: Expert,
+    history_length: usize,
+    last: Option<usize>,
+    mut keep: impl FnMut(usize, &str, &[String]) -> bool,
+) -> anyhow::Result<(Vec<SftExample>, bool)> {
+    env.reset(task, 0)?;
+    let mut memory = Memory::new();
+    let mut out = vec![];
+    for k in 0.. {
+        let action = expert.act(env);
+        let page = env.formatted_observation();
+        let actions = env.formatted_actions();
+        if keep(k, &action, &actions) {
+            let prompt = webshop_prompt(
+                env.task_description(),
+                &page,
+                &actions,
+                &memory,
+                history_length,
+            );
+            out.push(SftExample {
+                prompt,
+                response: webshop_demo_response(&action),
+            });
+        }
+        if last == Some(k) {
+            break;
+        }
+        memory.store(page, action.clone());
+        let o = env.step(&action)?;
+        if o.done {
+            return Ok((out, o.won));
+        }
+    }
+    Ok((out, false))
+}
+
 /// The winning episodes of the expert `demos` names (the oracle, or the checking expert that
 /// reads item pages) on the first `count` training goals, rendered exactly as the RL prompts
 /// of the agent loop (spec §7; history of `history_length` pairs, each action paired with the
@@ -101,34 +145,12 @@ pub fn webshop_sft_examples(
     let mut env =
         WebShopEnv::new(tasks.catalog.clone(), WebshopSplit::Train).with_max_steps(max_turns);
     for task in 0..count.min(tasks.train) {
-        env.reset(task, 0)?;
-        let goal = env.task_description().to_string();
-        let mut memory = Memory::new();
-        let mut expert = match demos {
+        let expert = match demos {
             WebshopDemos::Oracle => Expert::new(),
             WebshopDemos::Checking => Expert::checking(),
         };
-        let mut steps = vec![];
-        let won = loop {
-            let action = expert.act(&env);
-            let page = env.formatted_observation();
-            let prompt = webshop_prompt(
-                &goal,
-                &page,
-                &env.formatted_actions(),
-                &memory,
-                history_length,
-            );
-            steps.push(SftExample {
-                prompt,
-                response: webshop_demo_response(&action),
-            });
-            memory.store(page, action.clone());
-            let o = env.step(&action)?;
-            if o.done {
-                break o.won;
-            }
-        };
+        let (steps, won) =
+            expert_steps(&mut env, task, expert, history_length, None, |_, _, _| true)?;
         if won {
             out.extend(steps);
         }
@@ -150,31 +172,9 @@ pub fn webshop_step_examples(
     let mut env = WebShopEnv::new(tasks.catalog.clone(), WebshopSplit::Train);
     let mut out = vec![];
     for task in goals.start.min(tasks.train)..goals.end.min(tasks.train) {
-        env.reset(task, 0)?;
-        let mut expert = Expert::checking();
-        let mut memory = Memory::new();
-        for k in 0..=step {
-            let action = expert.act(&env);
-            let page = env.formatted_observation();
-            if k == step {
-                let prompt = webshop_prompt(
-                    env.task_description(),
-                    &page,
-                    &env.formatted_actions(),
-                    &memory,
-                    history_length,
-                );
-                out.push(SftExample {
-                    prompt,
-                    response: webshop_demo_response(&action),
-                });
-                break;
-            }
-            memory.store(page, action.clone());
-            if env.step(&action)?.done {
-                break;
-            }
-        }
+        let checking = Expert::checking();
+        let keep = |k: usize, _: &str, _: &[String]| k == step;
+        out.extend(expert_steps(&mut env, task, checking, history_length, Some(step), keep)?.0);
     }
     Ok(out)
 }
@@ -192,35 +192,14 @@ pub fn webshop_option_examples(
 ) -> anyhow::Result<Vec<SftExample>> {
     let mut env =
         WebShopEnv::new(tasks.catalog.clone(), WebshopSplit::Train).with_max_steps(max_turns);
+    let navigation = ["click[buy now]", "click[< prev]", "click[back to search]"];
+    let option_click = |_: usize, action: &str, actions: &[String]| {
+        actions.iter().any(|a| a == "click[buy now]") && !navigation.contains(&action)
+    };
     let mut out = vec![];
     for task in goals.start.min(tasks.train)..goals.end.min(tasks.train) {
-        env.reset(task, 0)?;
-        let mut expert = Expert::checking();
-        let mut memory = Memory::new();
-        loop {
-            let action = expert.act(&env);
-            let page = env.formatted_observation();
-            let actions = env.formatted_actions();
-            let on_item_page = actions.iter().any(|a| a == "click[buy now]");
-            let navigation = ["click[buy now]", "click[< prev]", "click[back to search]"];
-            if on_item_page && !navigation.contains(&action.as_str()) {
-                let prompt = webshop_prompt(
-                    env.task_description(),
-                    &page,
-                    &actions,
-                    &memory,
-                    history_length,
-                );
-                out.push(SftExample {
-                    prompt,
-                    response: webshop_demo_response(&action),
-                });
-            }
-            memory.store(page, action.clone());
-            if env.step(&action)?.done {
-                break;
-            }
-        }
+        let checking = Expert::checking();
+        out.extend(expert_steps(&mut env, task, checking, history_length, None, option_click)?.0);
     }
     Ok(out)
 }
