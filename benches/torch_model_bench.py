@@ -19,7 +19,9 @@ Workloads (tokens/s, median over --reps timed repetitions after --warmup untimed
   The forward / backward / optimizer split is printed too.
 - score: the same forward under `torch.no_grad()`, fp32.
 - gen1 / gen8: `model.generate` (sampling at temperature 1, no top-k, EOS ignored through
-  `min_new_tokens`) of --new-tokens tokens after --prompt-len random prompt tokens, batch 1 and 8.
+  `min_new_tokens`) of --new-tokens tokens after --prompt-len random prompt tokens, batch 1 and 8
+  (gen32, batch 32, on request);
+  --gen-modes fp32 (default) and/or bf16 (the model cast to bf16, transformers' bf16 inference).
 
 Each row: | threads | workload | tokens/s | median s | tokens per CPU-s | peak RSS MB |
 (tokens per CPU second, user + system over all threads, is the steadier figure on a loaded machine at
@@ -56,6 +58,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=0)
     ap.add_argument("--modes", default="fp32,amp_bf16")
     ap.add_argument("--only", default="train,score,gen1,gen8")
+    ap.add_argument("--gen-modes", default="fp32",
+                    help="weights for gen1/gen8: fp32, bf16 (cast to bf16), or both (fp32,bf16)")
     ap.add_argument("--grad-ckpt", action="store_true",
                     help="train with HF gradient checkpointing per decoder layer (as spear's "
                          "--activation-checkpointing)")
@@ -123,23 +127,26 @@ def main():
                   f"clip+AdamW {statistics.median(to):.3f} s", flush=True)
             del opt
     model.eval()
-    for w, b in (("gen1", 1), ("gen8", 8)):
-        if w not in only:
-            continue
-        p = torch.randint(0, v, (b, a.prompt_len), generator=g)
-        t, c = [], []
-        for i in range(a.warmup + a.reps):
-            s, c0 = time.perf_counter(), cpu_s()
-            with torch.no_grad():
-                out = model.generate(p, attention_mask=torch.ones_like(p), do_sample=True, top_k=0, top_p=1.0,
-                                     temperature=1.0, max_new_tokens=a.new_tokens,
-                                     min_new_tokens=a.new_tokens, pad_token_id=0)
-            assert out.shape[1] == a.prompt_len + a.new_tokens
-            if i >= a.warmup:
-                t.append(time.perf_counter() - s)
-                c.append(cpu_s() - c0)
-        row(f"generate batch {b}, {a.prompt_len} prompt + {a.new_tokens} new (new tokens/s)",
-            b * a.new_tokens, t, c)
+    gens = [(w, b) for w, b in (("gen1", 1), ("gen8", 8), ("gen32", 32)) if w in only]
+    for gmode in (a.gen_modes.split(",") if gens else []):
+        # fp32 weights, or the weights cast to bf16 (`model.to(torch.bfloat16)`, transformers'
+        # usual bf16 inference: bf16 matmuls and activations).
+        model.to(torch.bfloat16 if gmode == "bf16" else torch.float32)
+        for w, b in gens:
+            p = torch.randint(0, v, (b, a.prompt_len), generator=g)
+            t, c = [], []
+            for i in range(a.warmup + a.reps):
+                s, c0 = time.perf_counter(), cpu_s()
+                with torch.no_grad():
+                    out = model.generate(p, attention_mask=torch.ones_like(p), do_sample=True, top_k=0,
+                                         top_p=1.0, temperature=1.0, max_new_tokens=a.new_tokens,
+                                         min_new_tokens=a.new_tokens, pad_token_id=0)
+                assert out.shape[1] == a.prompt_len + a.new_tokens
+                if i >= a.warmup:
+                    t.append(time.perf_counter() - s)
+                    c.append(cpu_s() - c0)
+            row(f"generate batch {b} {gmode}, {a.prompt_len} prompt + {a.new_tokens} new (new tokens/s)",
+                b * a.new_tokens, t, c)
 
 
 if __name__ == "__main__":

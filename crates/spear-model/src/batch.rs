@@ -388,6 +388,7 @@ fn finish_text(mut g: Generation, tokenizer: Option<&TextTokenizer>) -> Result<G
 mod tests {
     use super::*;
     use crate::config::{Arch, ModelConfig};
+    use crate::linear_bf16::ComputeDtype;
     use crate::sampling::{generate, GenRequest};
     use candle_core::Device;
 
@@ -405,9 +406,19 @@ mod tests {
         }
     }
 
+    /// In f32, and in bf16, where `generate` multiplies by the bf16 forms of the weights it keeps
+    /// for the call (`KvCache::with_prepared_weights`) and `DecodeBatch` converts them at every
+    /// step: the same numbers either way.
     #[test]
     fn decode_batch_matches_generate_bit_for_bit() {
-        let m = model();
+        for dtype in [ComputeDtype::F32, ComputeDtype::Bf16] {
+            decode_batch_matches_generate(dtype);
+        }
+    }
+
+    fn decode_batch_matches_generate(dtype: ComputeDtype) {
+        let mut m = model();
+        m.compute_dtype = dtype;
         let p = params(12, 0.9);
         let req = GenRequest {
             prompt_ids: vec![1, 5, 9, 2],
@@ -432,7 +443,83 @@ mod tests {
         }
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, 42);
-        assert_eq!(got[0].1, want[0]);
+        assert_eq!(got[0].1, want[0], "{dtype}");
+    }
+
+    /// A prefill of 24 rows (the packed-tile path) and decoding steps of 2 rows (the few-row
+    /// path) through a cache with prepared bf16 weights give the hidden states and logits of the
+    /// plain bf16 products bit for bit, and the cache holds the converted weights.
+    #[test]
+    fn prepared_bf16_weights_give_the_plain_numbers() {
+        let mut m = model();
+        m.compute_dtype = ComputeDtype::Bf16;
+        let cfg = m.config().clone();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            t.flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect()
+        };
+        let mut plain = KvCache::new(cfg.num_layers);
+        let mut prep = KvCache::new(cfg.num_layers).with_prepared_weights();
+        assert_eq!(prep.prepared_bytes(), 0);
+        let ids: Vec<Vec<u32>> = vec![(1..13).collect(), (20..32).collect()];
+        let mut pos: Vec<Vec<u32>> = vec![(0..12).collect(); 2];
+        let mut valid = vec![vec![true; 12]; 2];
+        let mut next: Vec<Vec<u32>> = ids;
+        for step in 0..3 {
+            let input =
+                ForwardInput::new(&cfg, &next, &pos, &valid, m.dtype(), &m.device()).unwrap();
+            let ha = m
+                .forward_hidden(&input, Some(&mut plain), Mode::Infer)
+                .unwrap();
+            let hb = m
+                .forward_hidden(&input, Some(&mut prep), Mode::Infer)
+                .unwrap();
+            assert_eq!(bits(&ha), bits(&hb), "hidden states, step {step}");
+            let t = ha.dim(1).unwrap();
+            let la = m
+                .logits(
+                    &ha.narrow(1, t - 1, 1).unwrap().squeeze(1).unwrap(),
+                    Mode::Infer,
+                )
+                .unwrap();
+            let lb = m
+                .logits_decoding(&hb.narrow(1, t - 1, 1).unwrap().squeeze(1).unwrap(), &prep)
+                .unwrap();
+            assert_eq!(bits(&la), bits(&lb), "logits, step {step}");
+            assert!(prep.prepared_bytes() > 0);
+            let p0 = pos[0].last().copied().unwrap() + 1;
+            next = vec![vec![(step + 40) as u32], vec![(step + 50) as u32]];
+            pos = vec![vec![p0]; 2];
+            for v in valid.iter_mut() {
+                v.push(true);
+            }
+        }
+        // The f32 weights still give different (f32) numbers: the bf16 products ran.
+        let mut f = model();
+        f.compute_dtype = ComputeDtype::F32;
+        let input = ForwardInput::new(
+            &cfg,
+            &[vec![1, 2, 3]],
+            &[vec![0, 1, 2]],
+            &[vec![true; 3]],
+            m.dtype(),
+            &m.device(),
+        )
+        .unwrap();
+        let a = f.forward_hidden(&input, None, Mode::Infer).unwrap();
+        let b = m
+            .forward_hidden(
+                &input,
+                Some(&mut KvCache::new(cfg.num_layers).with_prepared_weights()),
+                Mode::Infer,
+            )
+            .unwrap();
+        assert_ne!(bits(&a), bits(&b));
     }
 
     #[test]

@@ -16,7 +16,13 @@
 //!
 //! Products with fewer than 16 rows whose B is a transposed row-major weight (decoding steps) skip
 //! the packing on every path: each weight row is rounded on the fly and dotted in f32
-//! (`small_m`), so decoding in bf16 reads the same bytes as in f32.
+//! (`small_m`, compiled for AVX-512 or AVX2 where the CPU has them, chosen at run time).
+//!
+//! A generation call multiplies by the same weights at every step, so [`matmul_prepared`] keeps
+//! each weight's converted form for the call ([`PreparedWeight`]): the rows in bf16 for few-row
+//! products (half the bytes of the f32 weight to read per step), the packed tiles for larger ones
+//! on the AMX and AVX512-BF16 paths, the rounded f32 rows on the f32-gemm path. The numbers are
+//! the same as without it, bit for bit.
 //!
 //! Packed layouts, shared by the AMX and AVX512-BF16 kernels (`Kp` = k rounded up to 32, rows and
 //! columns rounded up to 32, zero padding):
@@ -395,7 +401,7 @@ pub fn matmul(a: &MatRef, b: &MatRef, c: &mut [f32], path: Bf16Path) -> Result<(
     }
     match path {
         _ if m < SMALL_M && b.rs == 1 => {
-            small_m(a, b, c);
+            small_m(a, n, &F32Columns(b), c);
             Ok(())
         }
         Bf16Path::F32Gemm => {
@@ -441,29 +447,261 @@ fn dot16(x: &[f32], y: &[f32]) -> f32 {
     s
 }
 
-/// `Σ x_p · bf16(w_p)` in 16 f32 lanes, rounding `w` on the fly (vectorises).
-#[inline(always)]
-fn dot16_round(x: &[f32], w: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (xc, wc) = (x.chunks_exact(16), w.chunks_exact(16));
-    let (xr, wr) = (xc.remainder(), wc.remainder());
-    for (a, b) in xc.zip(wc) {
-        for l in 0..16 {
-            acc[l] += a[l] * round_bf16_fast(b[l]);
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (a, b) in xr.iter().zip(wr) {
-        s += a * round_bf16_fast(*b);
-    }
-    s
+/// Where [`small_m`] reads the columns of B from.
+trait Columns: Sync {
+    /// Fills `out` (`k` values) with column `j` rounded to bf16, as f32.
+    fn load(&self, j: usize, out: &mut [f32]);
+    /// `dot16(x, column j)` for the four columns `j..j + 4`, each rounded on the fly (the same
+    /// numbers as [`Columns::load`] then [`dot16`], column by column; four columns at a time
+    /// keep more loads of the weight in flight).
+    fn dot4(&self, j: usize, x: &[f32]) -> [f32; 4];
 }
 
-/// Few rows of A (a decoding step) against a B whose columns are contiguous (`Wᵀ` of a row-major
-/// weight): each column is read from the f32 weight, rounded to bf16 on the fly and dotted with
-/// the bf16-rounded rows of A in f32. Memory-bound like the f32 product, with bf16 numbers.
-fn small_m(a: &MatRef, b: &MatRef, c: &mut [f32]) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+/// Four [`dot16`]s at once, of `x[c]` with `w[c]` widened by `f` on the fly: lane `l` of pair `c`
+/// sums `x[c][16 q + l] · f(w[c][16 q + l])` over `q` in order, the lanes are then summed left to
+/// right, then the tail — [`dot16`]'s order, pair by pair. Four independent chains of sums keep
+/// more loads and additions in flight than one [`dot16`] after another.
+#[inline(always)]
+fn dot16x4<T: Copy>(x: [&[f32]; 4], w: [&[T]; 4], f: impl Fn(T) -> f32) -> [f32; 4] {
+    let k = x[0].len();
+    let (x0, x1, x2, x3) = (&x[0][..k], &x[1][..k], &x[2][..k], &x[3][..k]);
+    let (w0, w1, w2, w3) = (&w[0][..k], &w[1][..k], &w[2][..k], &w[3][..k]);
+    let (mut a0, mut a1, mut a2, mut a3) = ([0f32; 16], [0f32; 16], [0f32; 16], [0f32; 16]);
+    let full = k / 16 * 16;
+    for q in (0..full).step_by(16) {
+        let (y0, y1, y2, y3) = (
+            &x0[q..q + 16],
+            &x1[q..q + 16],
+            &x2[q..q + 16],
+            &x3[q..q + 16],
+        );
+        let (b0, b1, b2, b3) = (
+            &w0[q..q + 16],
+            &w1[q..q + 16],
+            &w2[q..q + 16],
+            &w3[q..q + 16],
+        );
+        for l in 0..16 {
+            a0[l] += y0[l] * f(b0[l]);
+            a1[l] += y1[l] * f(b1[l]);
+            a2[l] += y2[l] * f(b2[l]);
+            a3[l] += y3[l] * f(b3[l]);
+        }
+    }
+    let fin = |acc: [f32; 16], xc: &[f32], wc: &[T]| -> f32 {
+        let mut s: f32 = acc.iter().sum();
+        for (a, &b) in xc[full..].iter().zip(&wc[full..]) {
+            s += a * f(b);
+        }
+        s
+    };
+    [
+        fin(a0, x0, w0),
+        fin(a1, x1, w1),
+        fin(a2, x2, w2),
+        fin(a3, x3, w3),
+    ]
+}
+
+/// Columns of an f32 B whose columns are contiguous (`Wᵀ` of a row-major weight), rounded on
+/// the fly.
+struct F32Columns<'a>(&'a MatRef<'a>);
+
+impl F32Columns<'_> {
+    #[inline(always)]
+    fn col(&self, j: usize) -> &[f32] {
+        let b = self.0;
+        &b.data[j * b.cs..j * b.cs + b.rows]
+    }
+}
+
+impl Columns for F32Columns<'_> {
+    #[inline(always)]
+    fn load(&self, j: usize, out: &mut [f32]) {
+        for (d, &v) in out.iter_mut().zip(self.col(j)) {
+            *d = round_bf16_fast(v);
+        }
+    }
+
+    #[inline(always)]
+    fn dot4(&self, j: usize, x: &[f32]) -> [f32; 4] {
+        let w = [
+            self.col(j),
+            self.col(j + 1),
+            self.col(j + 2),
+            self.col(j + 3),
+        ];
+        dot16x4([x; 4], w, round_bf16_fast)
+    }
+}
+
+/// Columns of B kept as bf16 bits, column `j` at `bits[j * k..(j + 1) * k]` (the rows of a
+/// row-major weight, [`PreparedWeight`]), widened exactly.
+struct Bf16Columns<'a> {
+    bits: &'a [u16],
+    k: usize,
+}
+
+impl Bf16Columns<'_> {
+    #[inline(always)]
+    fn col(&self, j: usize) -> &[u16] {
+        &self.bits[j * self.k..(j + 1) * self.k]
+    }
+}
+
+#[inline(always)]
+fn widen(v: u16) -> f32 {
+    f32::from_bits((v as u32) << 16)
+}
+
+impl Bf16Columns<'_> {
+    /// Asks the CPU to fetch the columns from `j` on (as far as `bytes` reach), so that the
+    /// reads of later columns overlap the arithmetic on these (no effect on the numbers).
+    #[inline(always)]
+    fn prefetch(&self, j: usize, bytes: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let start = (j * self.k).min(self.bits.len());
+            let end = (start + bytes / 2).min(self.bits.len());
+            for e in (start..end).step_by(32) {
+                // SAFETY: a prefetch of an address inside `bits`; it reads nothing.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch(
+                        self.bits.as_ptr().add(e) as *const i8,
+                        std::arch::x86_64::_MM_HINT_T0,
+                    )
+                };
+            }
+        }
+        let _ = (j, bytes);
+    }
+}
+
+impl Columns for Bf16Columns<'_> {
+    #[inline(always)]
+    fn load(&self, j: usize, out: &mut [f32]) {
+        for (d, &v) in out.iter_mut().zip(self.col(j)) {
+            *d = widen(v);
+        }
+    }
+
+    #[inline(always)]
+    fn dot4(&self, j: usize, x: &[f32]) -> [f32; 4] {
+        let w = [
+            self.col(j),
+            self.col(j + 1),
+            self.col(j + 2),
+            self.col(j + 3),
+        ];
+        // The four columns after the next four: about 4.6 KB ahead for a 576-wide layer.
+        self.prefetch(j + 8, 8 * self.k);
+        dot16x4([x; 4], w, widen)
+    }
+}
+
+/// Columns `j0..j1` of a few-row product: `C[i, j] = dot16(ar row i, column j)`. One or two rows:
+/// four columns at a time, rounded on the fly; more rows: each column rounded once into a
+/// buffer, then dotted with four rows at a time.
+#[inline(always)]
+fn small_m_cols<C: Columns>(
+    ar: &[f32],
+    m: usize,
+    n: usize,
+    cols: &C,
+    j0: usize,
+    j1: usize,
+    out: OutPtr,
+) {
+    let k = ar.len() / m;
+    let put = |i: usize, j: usize, s: f32| {
+        // SAFETY: (i, j) is inside the m × n output; column j belongs to this task only.
+        unsafe { *out.add(i * n + j) = s };
+    };
+    let mut j = j0;
+    if m <= 2 {
+        while j + 4 <= j1 {
+            for i in 0..m {
+                let s = cols.dot4(j, &ar[i * k..(i + 1) * k]);
+                for (c, v) in s.into_iter().enumerate() {
+                    put(i, j + c, v);
+                }
+            }
+            j += 4;
+        }
+    }
+    let mut w = vec![0f32; k];
+    let row = |i: usize| &ar[i * k..(i + 1) * k];
+    for j in j..j1 {
+        cols.load(j, &mut w);
+        let mut i = 0;
+        while i + 4 <= m {
+            let s = dot16x4(
+                [row(i), row(i + 1), row(i + 2), row(i + 3)],
+                [&w[..]; 4],
+                |v| v,
+            );
+            for (r, v) in s.into_iter().enumerate() {
+                put(i + r, j, v);
+            }
+            i += 4;
+        }
+        for i in i..m {
+            put(i, j, dot16(row(i), &w));
+        }
+    }
+}
+
+/// [`small_m_cols`] compiled for AVX-512 (the crate itself is compiled for baseline x86-64).
+/// The same operations in the same order, so the same numbers as the other builds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn small_m_cols_avx512<C: Columns>(
+    ar: &[f32],
+    m: usize,
+    n: usize,
+    cols: &C,
+    j0: usize,
+    j1: usize,
+    out: OutPtr,
+) {
+    small_m_cols(ar, m, n, cols, j0, j1, out)
+}
+
+/// [`small_m_cols`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn small_m_cols_avx2<C: Columns>(
+    ar: &[f32],
+    m: usize,
+    n: usize,
+    cols: &C,
+    j0: usize,
+    j1: usize,
+    out: OutPtr,
+) {
+    small_m_cols(ar, m, n, cols, j0, j1, out)
+}
+
+/// The widest SIMD build of [`small_m_cols`] this CPU runs (`"avx512f"`, `"avx2"` or
+/// `"baseline"`), as `spear bench model` prints it.
+pub fn small_m_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "baseline"
+}
+
+/// Few rows of A (a decoding step) against a B whose columns come from `cols`: each column is
+/// loaded once as bf16-rounded f32 and dotted with the bf16-rounded rows of A in 16 f32 lanes
+/// ([`dot16`]). Memory-bound: reads each weight once per product.
+fn small_m<C: Columns>(a: &MatRef, n: usize, cols: &C, c: &mut [f32]) {
+    let (m, k) = (a.rows, a.cols);
     let mut ar = vec![0f32; m * k];
     for (i, row) in ar.chunks_mut(k).enumerate() {
         for (p, v) in row.iter_mut().enumerate() {
@@ -472,55 +710,244 @@ fn small_m(a: &MatRef, b: &MatRef, c: &mut [f32]) {
     }
     let out = OutPtr(c.as_mut_ptr());
     let cols_per_task = 256;
-    (0..n.div_ceil(cols_per_task))
-        .into_par_iter()
-        .for_each(|t| {
-            let mut wr = if m > 2 { vec![0f32; k] } else { vec![] };
-            for j in t * cols_per_task..((t + 1) * cols_per_task).min(n) {
-                let col = &b.data[j * b.cs..j * b.cs + k];
-                if m > 2 {
-                    // Round the column once, then plain dots (rounding it again per row costs more).
-                    for (d, &v) in wr.iter_mut().zip(col) {
-                        *d = round_bf16_fast(v);
-                    }
-                }
-                for i in 0..m {
-                    let x = &ar[i * k..(i + 1) * k];
-                    let s = if m > 2 {
-                        dot16(x, &wr)
-                    } else {
-                        dot16_round(x, col)
-                    };
-                    // SAFETY: (i, j) is inside the m × n output; column j belongs to this task only.
-                    unsafe { *out.add(i * n + j) = s };
-                }
+    let simd = small_m_path();
+    let tasks = n.div_ceil(cols_per_task);
+    // One thread: no hand-off to the pool (a wake-up per product costs more than the product).
+    let serial = rayon::current_num_threads() == 1;
+    let run = |t: usize| {
+        let (j0, j1) = (t * cols_per_task, ((t + 1) * cols_per_task).min(n));
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX-512F (checked at run time by `small_m_path`).
+            "avx512f" => unsafe { small_m_cols_avx512(&ar, m, n, cols, j0, j1, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2 (checked as above).
+            "avx2" => unsafe { small_m_cols_avx2(&ar, m, n, cols, j0, j1, out) },
+            _ => small_m_cols(&ar, m, n, cols, j0, j1, out),
+        }
+    };
+    if serial {
+        (0..tasks).for_each(run);
+    } else {
+        (0..tasks).into_par_iter().for_each(run);
+    }
+}
+
+/// A weight `W [n, k]` (row-major, as a linear layer stores it) converted once for many products
+/// `x · Wᵀ` with the same weight: the decoding steps of one generation call
+/// ([`crate::linear_bf16::DecodeWeights`]). Two forms, each made on first need from the weight
+/// passed to [`matmul_prepared`]: the rows rounded to bf16 (products with fewer than 16 rows, read
+/// at half the bytes of the f32 weight) and the packed tiles of `Wᵀ` (products with 16 rows or
+/// more on the AMX and AVX512-BF16 paths, which would otherwise pack the weight again at every
+/// step). The numbers are those of [`matmul`] on the same weight, bit for bit.
+#[derive(Debug, Default)]
+pub struct PreparedWeight {
+    rows: OnceLock<Vec<u16>>,
+    packed: OnceLock<Vec<u16>>,
+    /// The rows rounded to bf16 and kept as f32, for products with 16 rows or more on the
+    /// f32-gemm path.
+    rounded: OnceLock<Vec<f32>>,
+}
+
+impl PreparedWeight {
+    /// Nothing converted yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes held by the converted forms.
+    pub fn bytes(&self) -> usize {
+        2 * (self.rows.get().map_or(0, Vec::len) + self.packed.get().map_or(0, Vec::len))
+            + 4 * self.rounded.get().map_or(0, Vec::len)
+    }
+
+    /// Whether a product with `m` rows on `path` still needs the weight's values (its first one).
+    pub fn needs_source(&self, m: usize, path: Bf16Path) -> bool {
+        if m < SMALL_M {
+            self.rows.get().is_none()
+        } else if path == Bf16Path::F32Gemm {
+            self.rounded.get().is_none()
+        } else {
+            self.packed.get().is_none()
+        }
+    }
+}
+
+/// `C (m × n) = A (m × k) · Wᵀ` like [`matmul`] with `B = Wᵀ`, for a row-major weight `W [n, k]`
+/// whose converted forms `prep` keeps (and fills on first need). `w` is the weight's values; it is
+/// read only while `prep` lacks the form this product needs ([`PreparedWeight::needs_source`]), so
+/// a caller may pass `None` then. Every call with one `prep` must pass the same weight.
+pub fn matmul_prepared(
+    a: &MatRef,
+    w: Option<&[f32]>,
+    n: usize,
+    prep: &PreparedWeight,
+    c: &mut [f32],
+    path: Bf16Path,
+) -> Result<(), String> {
+    let (m, k) = (a.rows, a.cols);
+    let wref = |w: &[f32]| -> Result<(), String> {
+        if w.len() != n * k {
+            return Err(format!(
+                "bf16 matmul: the weight has {} elements, expected {n}x{k}",
+                w.len()
+            ));
+        }
+        Ok(())
+    };
+    if let Some(w) = w {
+        wref(w)?;
+    }
+    if c.len() != m * n {
+        return Err(format!(
+            "bf16 matmul: output has {} elements, expected {m}x{n}",
+            c.len()
+        ));
+    }
+    a.check("A")?;
+    if !path.available() {
+        return Err(format!(
+            "bf16 matmul: path `{}` is not available on this CPU",
+            path.name()
+        ));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return Ok(());
+    }
+    let missing = || "bf16 matmul: the prepared weight needs its values on first use".to_string();
+    fn bt(w: &[f32], k: usize, n: usize) -> MatRef<'_> {
+        MatRef {
+            data: w,
+            rows: k,
+            cols: n,
+            rs: 1,
+            cs: k,
+        }
+    }
+    if m < SMALL_M {
+        let rows = match prep.rows.get() {
+            Some(r) => r,
+            None => {
+                let w = w.ok_or_else(missing)?;
+                let mut bits = vec![0u16; n * k];
+                bits.par_chunks_mut(k)
+                    .zip(w.par_chunks(k))
+                    .for_each(|(d, s)| {
+                        for (d, &s) in d.iter_mut().zip(s) {
+                            *d = to_bf16_sel(s);
+                        }
+                    });
+                prep.rows.get_or_init(|| bits)
             }
-        });
+        };
+        if rows.len() != n * k {
+            return Err(format!(
+                "bf16 matmul: the prepared weight was made for another shape than {n}x{k}"
+            ));
+        }
+        small_m(a, n, &Bf16Columns { bits: rows, k }, c);
+        return Ok(());
+    }
+    match path {
+        Bf16Path::F32Gemm => {
+            let r = match prep.rounded.get() {
+                Some(r) => r,
+                None => {
+                    let w = w.ok_or_else(missing)?;
+                    let mut r = vec![0f32; n * k];
+                    r.par_chunks_mut(k).zip(w.par_chunks(k)).for_each(|(d, s)| {
+                        for (d, &s) in d.iter_mut().zip(s) {
+                            *d = round_bf16(s);
+                        }
+                    });
+                    prep.rounded.get_or_init(|| r)
+                }
+            };
+            if r.len() != n * k {
+                return Err(format!(
+                    "bf16 matmul: the prepared weight was made for another shape than {n}x{k}"
+                ));
+            }
+            // B = Wᵀ read in place: B[p, j] = W[j, p].
+            gemm_f32(&rounded_rows(a), m, r, n, k, 1, c);
+        }
+        Bf16Path::Amx | Bf16Path::Avx512Bf16 => {
+            let (mp, np, kp) = (round_up(m, 32), round_up(n, 32), round_up(k, 32));
+            let pb = match prep.packed.get() {
+                Some(p) => p,
+                None => {
+                    let w = w.ok_or_else(missing)?;
+                    prep.packed.get_or_init(|| pack_b(&bt(w, k, n), np, kp))
+                }
+            };
+            if pb.len() != np * kp {
+                return Err(format!(
+                    "bf16 matmul: the prepared weight was made for another shape than {n}x{k}"
+                ));
+            }
+            let pa = pack_a(a, mp, kp);
+            blocked(&pa, pb, m, n, mp, np, kp, c, path);
+        }
+    }
+    Ok(())
 }
 
 /// Fallback: round both inputs to bf16, widen back to f32 (contiguous) and run the f32 gemm.
 fn f32_gemm_rounded(a: &MatRef, b: &MatRef, c: &mut [f32]) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    let mut ar = vec![0f32; m * k];
+    let (k, n) = (a.cols, b.cols);
+    let ar = rounded_rows(a);
+    let mut br = vec![0f32; k * n];
+    if b.rs == 1 {
+        // Columns contiguous (`Wᵀ` of a row-major weight): copied column by column and read
+        // through the same strides, as `matmul_prepared` reads its rounded weight (same numbers).
+        br.par_chunks_mut(k).enumerate().for_each(|(j, col)| {
+            for (d, &v) in col.iter_mut().zip(&b.data[j * b.cs..j * b.cs + k]) {
+                *d = round_bf16(v);
+            }
+        });
+        gemm_f32(&ar, a.rows, &br, n, k, 1, c);
+    } else {
+        br.par_chunks_mut(n).enumerate().for_each(|(p, row)| {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = round_bf16(b.at(p, j));
+            }
+        });
+        gemm_f32(&ar, a.rows, &br, n, 1, n, c);
+    }
+}
+
+/// The rows of A rounded to bf16, as a contiguous f32 `m × k` matrix.
+fn rounded_rows(a: &MatRef) -> Vec<f32> {
+    let k = a.cols;
+    let mut ar = vec![0f32; a.rows * k];
     ar.par_chunks_mut(k).enumerate().for_each(|(i, row)| {
         for (p, v) in row.iter_mut().enumerate() {
             *v = round_bf16(a.at(i, p));
         }
     });
-    let mut br = vec![0f32; k * n];
-    br.par_chunks_mut(n).enumerate().for_each(|(p, row)| {
-        for (j, v) in row.iter_mut().enumerate() {
-            *v = round_bf16(b.at(p, j));
-        }
-    });
+    ar
+}
+
+/// `C (m × n, row-major) = A (m × k, row-major) · B` by the `gemm` crate, B (`k × n`) read with
+/// column stride `b_cs` and row stride `b_rs`.
+fn gemm_f32(ar: &[f32], m: usize, b: &[f32], n: usize, b_cs: usize, b_rs: usize, c: &mut [f32]) {
+    let k = ar.len() / m.max(1);
+    assert!(
+        m * n == c.len() && (k == 0 || n == 0 || (k - 1) * b_rs + (n - 1) * b_cs < b.len()),
+        "gemm_f32: operand sizes"
+    );
     let threads = rayon::current_num_threads();
     let par = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the three buffers are contiguous row-major with the dimensions passed; `read_dst`
-    // is false, so `c` is only written.
+    // SAFETY: A and C are contiguous row-major with the dimensions passed, B's strided view is
+    // inside `b` (asserted); `read_dst` is false, so `c` is only written.
     unsafe {
         gemm::gemm(
             m,
@@ -533,9 +960,9 @@ fn f32_gemm_rounded(a: &MatRef, b: &MatRef, c: &mut [f32]) {
             ar.as_ptr(),
             1,
             k as isize,
-            br.as_ptr(),
-            1,
-            n as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
             0.0,
             1.0,
             false,
@@ -817,6 +1244,8 @@ mod tests {
             (70, 130, 90),
             (8, 200, 300),
             (15, 576, 129),
+            (1, 300, 37),
+            (2, 577, 9),
         ];
         for path in Bf16Path::ALL {
             if !path.available() {
@@ -977,5 +1406,67 @@ mod tests {
         };
         let e = matmul(&bad, &bad, &mut [0f32; 9], Bf16Path::F32Gemm).unwrap_err();
         assert!(e.contains("reads past"), "{e}");
+    }
+
+    /// A prepared weight gives [`matmul`]'s numbers bit for bit on every available path, for
+    /// few-row products (its bf16 rows) and larger ones (its packed tiles), on the first call
+    /// (made from the weight) and later ones (without it); it refuses a first call without the
+    /// weight and a weight of another shape.
+    #[test]
+    fn prepared_weights_give_the_plain_products_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(61);
+        for path in Bf16Path::ALL.into_iter().filter(|p| p.available()) {
+            for &(n, k) in &[(1, 1), (7, 5), (129, 576), (48, 33)] {
+                let w: Vec<f32> = (0..n * k).map(|_| rng.random_range(-2.0..2.0)).collect();
+                let wt = MatRef {
+                    data: &w,
+                    rows: k,
+                    cols: n,
+                    rs: 1,
+                    cs: k,
+                };
+                let prep = PreparedWeight::new();
+                for m in [1, 2, 3, 15, 16, 40, 1, 40] {
+                    let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-2.0..2.0)).collect();
+                    let am = MatRef {
+                        data: &a,
+                        rows: m,
+                        cols: k,
+                        rs: k,
+                        cs: 1,
+                    };
+                    let mut want = vec![0f32; m * n];
+                    matmul(&am, &wt, &mut want, path).unwrap();
+                    let mut got = vec![f32::NAN; m * n];
+                    let src = prep.needs_source(m, path).then_some(&w[..]);
+                    if src.is_none() {
+                        // Already made: the weight's values are not read again.
+                        assert!(matches!(m, 1 | 40) || path == Bf16Path::F32Gemm);
+                    }
+                    matmul_prepared(&am, src, n, &prep, &mut got, path).unwrap();
+                    let (wb, gb): (Vec<u32>, Vec<u32>) = (
+                        want.iter().map(|x| x.to_bits()).collect(),
+                        got.iter().map(|x| x.to_bits()).collect(),
+                    );
+                    assert_eq!(wb, gb, "{} m={m} n={n} k={k}", path.name());
+                }
+                assert!(prep.bytes() >= 2 * n * k);
+                let mut c = vec![0f32; 2 * (n + 1)];
+                let a = vec![1f32; 2 * k];
+                let am = MatRef {
+                    data: &a,
+                    rows: 2,
+                    cols: k,
+                    rs: k,
+                    cs: 1,
+                };
+                let e = matmul_prepared(&am, None, n + 1, &prep, &mut c, path).unwrap_err();
+                assert!(e.contains("another shape"), "{e}");
+                let e =
+                    matmul_prepared(&am, None, n, &PreparedWeight::new(), &mut c[..2 * n], path)
+                        .unwrap_err();
+                assert!(e.contains("needs its values"), "{e}");
+            }
+        }
     }
 }

@@ -5,12 +5,13 @@
 //! history alive) and, when `fused_inference` is on, uses candle's fused kernels.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
-use crate::linear_bf16::{self, ComputeDtype};
+use crate::linear_bf16::{self, ComputeDtype, DecodeWeights};
 use crate::ops;
 use crate::params::{param_specs, ParamStore};
 
@@ -53,6 +54,10 @@ struct LayerKv {
 pub struct KvCache {
     layers: Vec<Option<LayerKv>>,
     reserve: usize,
+    /// The bf16 forms of the weights for the products of this cache's decoding steps
+    /// ([`KvCache::with_prepared_weights`]); shared by copies of the cache (e.g. after
+    /// [`KvCache::select_rows`]).
+    prepared: Option<Arc<DecodeWeights>>,
 }
 
 impl Clone for KvCache {
@@ -71,6 +76,7 @@ impl Clone for KvCache {
         KvCache {
             layers,
             reserve: self.reserve,
+            prepared: self.prepared.clone(),
         }
     }
 }
@@ -87,7 +93,23 @@ impl KvCache {
         KvCache {
             layers: (0..num_layers).map(|_| None).collect(),
             reserve: positions,
+            prepared: None,
         }
+    }
+
+    /// This cache, with a store for the bf16 forms of the weights its decoding steps multiply by
+    /// ([`DecodeWeights`]): under `model.dtype = "bf16"` on the CPU each weight is then converted
+    /// once for the life of the cache instead of at every step. Only for a cache whose model's
+    /// weights do not change while it lives (one generation call); the numbers are the same as
+    /// without it.
+    pub fn with_prepared_weights(mut self) -> Self {
+        self.prepared = Some(Arc::new(DecodeWeights::default()));
+        self
+    }
+
+    /// Bytes of converted weights this cache holds ([`KvCache::with_prepared_weights`]).
+    pub fn prepared_bytes(&self) -> usize {
+        self.prepared.as_ref().map_or(0, |p| p.bytes())
     }
 
     /// Number of cached positions (0 when empty).
@@ -128,6 +150,7 @@ impl KvCache {
         Ok(KvCache {
             layers,
             reserve: self.reserve,
+            prepared: self.prepared.clone(),
         })
     }
 
@@ -198,7 +221,15 @@ impl KvCache {
             }
             layers.push(Some(LayerKv { k, v, len }));
         }
-        Ok((KvCache { layers, reserve }, len - la, len - lb))
+        Ok((
+            KvCache {
+                layers,
+                reserve,
+                prepared: self.prepared.clone(),
+            },
+            len - la,
+            len - lb,
+        ))
     }
 
     /// Drops the first `n` cached positions of every row (e.g. padding no row attends to any
@@ -236,6 +267,7 @@ impl KvCache {
         Ok(KvCache {
             layers,
             reserve: self.reserve,
+            prepared: self.prepared.clone(),
         })
     }
 
@@ -514,15 +546,28 @@ impl Decoder {
         mode == Mode::Infer && self.fused_inference
     }
 
-    /// `x: [n, in]` times `W^T` (+ bias, + LoRA).
-    fn linear(&self, x: &Tensor, w: &str, bias: Option<&str>, mode: Mode) -> Result<Tensor> {
+    /// `x: [n, in]` times `W^T` (+ bias, + LoRA). `prep`: the bf16 forms of the weights kept
+    /// for a generation call ([`KvCache::with_prepared_weights`]), used in bf16 inference.
+    fn linear(
+        &self,
+        x: &Tensor,
+        w: &str,
+        bias: Option<&str>,
+        mode: Mode,
+        prep: Option<&DecodeWeights>,
+    ) -> Result<Tensor> {
         let wt = self.w(w, mode)?;
-        let mut y = match self.compute_dtype {
-            ComputeDtype::Bf16 if linear_bf16::supported(x, &wt) => {
+        let mut y = match (self.compute_dtype, prep) {
+            (ComputeDtype::Bf16, Some(p))
+                if mode == Mode::Infer && linear_bf16::supported(x, &wt) =>
+            {
+                linear_bf16::linear_prepared(x, &wt, &p.get(w), None)?
+            }
+            (ComputeDtype::Bf16, _) if linear_bf16::supported(x, &wt) => {
                 linear_bf16::linear(x, &wt, None)?
             }
             // Off the CPU: candle's bf16 matmul (cuBLAS on a GPU), autocast-style.
-            ComputeDtype::Bf16 if x.dtype() == DType::F32 && !x.device().is_cpu() => {
+            (ComputeDtype::Bf16, _) if x.dtype() == DType::F32 && !x.device().is_cpu() => {
                 linear_bf16::linear_generic(x, &wt)?
             }
             _ if wt.dtype() != x.dtype() => x.matmul(&wt.to_dtype(x.dtype())?.t()?)?,
@@ -556,7 +601,9 @@ impl Decoder {
         let fused = self.fused(mode);
         if let Some(c) = cache.as_deref_mut() {
             if c.layers.len() != cfg.num_layers {
+                let prepared = c.prepared.take();
                 *c = KvCache::new(cfg.num_layers);
+                c.prepared = prepared;
             }
         }
         let checkpoint = self.activation_checkpointing && mode == Mode::Train && cache.is_none();
@@ -601,6 +648,8 @@ impl Decoder {
         let g = cfg.group_size();
         let eps = cfg.rms_norm_eps;
         let scale = 1.0 / (hd as f64).sqrt();
+        let prep = cache.as_deref().and_then(|c| c.prepared.clone());
+        let prep = prep.as_deref();
         let x = ops::rms_norm(h, &self.w(&n.input_norm, mode)?, eps, fused)?;
         let (qb, kb, vb) = if cfg.qkv_bias {
             (
@@ -611,9 +660,15 @@ impl Decoder {
         } else {
             (None, None, None)
         };
-        let q = self.linear(&x, &n.q, qb, mode)?.reshape((b, t, nh, hd))?;
-        let k = self.linear(&x, &n.k, kb, mode)?.reshape((b, t, nkv, hd))?;
-        let v = self.linear(&x, &n.v, vb, mode)?.reshape((b, t, nkv, hd))?;
+        let q = self
+            .linear(&x, &n.q, qb, mode, prep)?
+            .reshape((b, t, nh, hd))?;
+        let k = self
+            .linear(&x, &n.k, kb, mode, prep)?
+            .reshape((b, t, nkv, hd))?;
+        let v = self
+            .linear(&x, &n.v, vb, mode, prep)?
+            .reshape((b, t, nkv, hd))?;
         let (q, k) = if cfg.qk_norm {
             (
                 ops::rms_norm(&q, &self.w(&n.q_norm, mode)?, eps, fused)?,
@@ -655,13 +710,13 @@ impl Decoder {
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?
             .reshape((b * t, nh * hd))?;
-        let o = self.linear(&o, &n.o, None, mode)?;
+        let o = self.linear(&o, &n.o, None, mode, prep)?;
         let h = (h + o)?;
         let x = ops::rms_norm(&h, &self.w(&n.post_norm, mode)?, eps, fused)?;
-        let gate = self.linear(&x, &n.gate, None, mode)?;
-        let up = self.linear(&x, &n.up, None, mode)?;
+        let gate = self.linear(&x, &n.gate, None, mode, prep)?;
+        let up = self.linear(&x, &n.up, None, mode, prep)?;
         let act = (candle_nn::ops::silu(&gate)? * up)?;
-        Ok((h + self.linear(&act, &n.down, None, mode)?)?)
+        Ok((h + self.linear(&act, &n.down, None, mode, prep)?)?)
     }
 
     /// Block `l` with activation checkpointing: run without a graph (only `h` and the output
@@ -706,12 +761,27 @@ impl Decoder {
 
     /// Logits `[n, vocab]` of hidden rows `[n, hidden]`.
     pub fn logits(&self, hidden: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.logits_with(hidden, mode, None)
+    }
+
+    /// [`Decoder::logits`] of a decoding step, using the bf16 weights `cache` keeps
+    /// ([`KvCache::with_prepared_weights`]) where it keeps them.
+    pub fn logits_decoding(&self, hidden: &Tensor, cache: &KvCache) -> Result<Tensor> {
+        self.logits_with(hidden, Mode::Infer, cache.prepared.as_deref())
+    }
+
+    fn logits_with(
+        &self,
+        hidden: &Tensor,
+        mode: Mode,
+        prep: Option<&DecodeWeights>,
+    ) -> Result<Tensor> {
         let name = if self.cfg.tie_word_embeddings {
             "model.embed_tokens.weight"
         } else {
             "lm_head.weight"
         };
-        self.linear(hidden, name, None, mode)
+        self.linear(hidden, name, None, mode, prep)
     }
 
     /// Logits `[b, t, vocab]` of every position (convenience for tests and references).

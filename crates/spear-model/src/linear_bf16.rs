@@ -6,7 +6,9 @@
 //! transposed copies); `∂W` is skipped for a frozen weight.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 
@@ -68,6 +70,90 @@ pub fn linear(x: &Tensor, w: &Tensor, path: Option<Bf16Path>) -> Result<Tensor> 
             path,
         },
     )?)
+}
+
+/// The bf16 forms of a model's weights for one generation call (`model.dtype = "bf16"` on the
+/// CPU): each linear layer's weight is converted once, on its first product, instead of at every
+/// decoding step ([`bf16gemm::PreparedWeight`]: its rows in bf16 for steps with fewer than 16
+/// sequences, its packed tiles for larger steps and the prefill). Keyed by weight name, so it must
+/// not outlive a change of the weights: [`crate::sampling::generate`] makes one per call, inside
+/// its [`crate::KvCache`]. Extra memory while it lives: up to the size of the f32 weights (half for
+/// each form).
+#[derive(Default)]
+pub struct DecodeWeights {
+    map: Mutex<HashMap<String, Arc<bf16gemm::PreparedWeight>>>,
+}
+
+impl std::fmt::Debug for DecodeWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DecodeWeights({} bytes)", self.bytes())
+    }
+}
+
+impl DecodeWeights {
+    /// The prepared form of weight `name` (empty until its first product).
+    pub fn get(&self, name: &str) -> Arc<bf16gemm::PreparedWeight> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Bytes held by the converted weights.
+    pub fn bytes(&self) -> usize {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().map(|p| p.bytes()).sum()
+    }
+}
+
+/// `x: [.., k]` times `wᵀ` for `w: [n, k]` like [`linear`], through the converted forms `prep`
+/// keeps of `w` (made from `w` on first need). Inference only: the result records no graph.
+pub fn linear_prepared(
+    x: &Tensor,
+    w: &Tensor,
+    prep: &bf16gemm::PreparedWeight,
+    path: Option<Bf16Path>,
+) -> Result<Tensor> {
+    let path = path.unwrap_or_else(Bf16Path::detect);
+    let (n, k) = w.dims2()?;
+    let x = x.contiguous()?;
+    let dims = x.dims().to_vec();
+    let (&kx, lead) = dims
+        .split_last()
+        .ok_or_else(|| candle_core::Error::Msg("bf16 linear: scalar input".into()))?;
+    if kx != k {
+        return Err(candle_core::Error::Msg(format!(
+            "bf16 linear: x has {kx} features, w is [{n}, {k}]"
+        ))
+        .into());
+    }
+    let m: usize = lead.iter().product();
+    let (xs, xl) = x.storage_and_layout();
+    let candle_core::Storage::Cpu(xs) = &*xs else {
+        return Err(candle_core::Error::Msg("bf16 linear: x is not on the CPU".into()).into());
+    };
+    let xd = contiguous(xs, xl)?;
+    let a = MatRef {
+        data: &xd,
+        rows: m,
+        cols: k,
+        rs: k,
+        cs: 1,
+    };
+    let mut c = vec![0f32; m * n];
+    if prep.needs_source(m, path) {
+        let w = w.contiguous()?;
+        let (ws, wl) = w.storage_and_layout();
+        let candle_core::Storage::Cpu(ws) = &*ws else {
+            return Err(candle_core::Error::Msg("bf16 linear: w is not on the CPU".into()).into());
+        };
+        let wd = contiguous(ws, wl)?;
+        bf16gemm::matmul_prepared(&a, Some(&wd), n, prep, &mut c, path)
+    } else {
+        bf16gemm::matmul_prepared(&a, None, n, prep, &mut c, path)
+    }
+    .map_err(candle_core::Error::Msg)?;
+    let mut out = lead.to_vec();
+    out.push(n);
+    Ok(Tensor::from_vec(c, out, x.device())?)
 }
 
 /// `x · wᵀ` with bf16 products through candle's own matmul, for devices other than the CPU

@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::decoder::{Decoder, ForwardInput, KvCache, Mode};
 use crate::error::{ModelError, Result};
+use crate::linear_bf16::ComputeDtype;
 use crate::stop::StopScanner;
 use crate::tokenizer::TextTokenizer;
 
@@ -378,9 +379,13 @@ fn generate_batch(
     }
     let input = ForwardInput::new(cfg, &ids, &pos, &valid, dtype, &device)?;
     let mut cache = KvCache::with_capacity(cfg.num_layers, lmax + params.max_new_tokens);
+    if model.compute_dtype == ComputeDtype::Bf16 && device.is_cpu() {
+        // Each weight rounded (and packed) once for this call, not at every step.
+        cache = cache.with_prepared_weights();
+    }
     let h = model.forward_hidden(&input, Some(&mut cache), Mode::Infer)?;
     let last = h.narrow(1, lmax - 1, 1)?.squeeze(1)?;
-    let mut logits = model.logits(&last, Mode::Infer)?;
+    let mut logits = model.logits_decoding(&last, &cache)?;
     if uniq.len() != requests.len() || map.iter().enumerate().any(|(i, &m)| i != m) {
         cache = cache.select_rows(&map)?;
         let idx = Tensor::from_vec(
@@ -484,7 +489,7 @@ fn generate_batch(
         let valid: Vec<Vec<bool>> = rows.iter().map(|r| r.key_valid.clone()).collect();
         let input = ForwardInput::new(cfg, &ids, &pos, &valid, dtype, &device)?;
         let h = model.forward_hidden(&input, Some(&mut cache), Mode::Infer)?;
-        logits = model.logits(&h.squeeze(1)?, Mode::Infer)?;
+        logits = model.logits_decoding(&h.squeeze(1)?, &cache)?;
     }
     let mut out: Vec<Generation> = finished
         .into_iter()

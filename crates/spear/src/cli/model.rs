@@ -109,7 +109,7 @@ pub struct BenchArgs {
     /// Timed repetitions per workload (the median is reported).
     #[arg(long, default_value_t = 3, value_parser = crate::cli::at_least_one)]
     pub reps: usize,
-    /// Workloads to run (train, score, gen1, gen8; `lpdiff` on request: the score batch's
+    /// Workloads to run (train, score, gen1, gen8; `gen32` (batch 32) on request; `lpdiff` on request: the score batch's
     /// log-probs in f32 and in bf16 on the same weights; `update` on request: one RL optimizer step
     /// through the trainer's `run_update` on `--batch` rows of `--prompt-len` +
     /// `--response-len` tokens, one micro-batch, SPEAR's Clip-Cov loss with the entropy bonus;
@@ -156,13 +156,14 @@ fn parse_dtype(s: &str) -> Result<ComputeDtype, String> {
 /// The kernels this CPU gets, from run-time detection: the f32 matmul, the bf16 path and the flags.
 fn kernel_line(dtype: ComputeDtype) -> String {
     format!(
-        "kernels: matmul f32: {}; bf16: {}; dtype {dtype}; cpu: {}",
+        "kernels: matmul f32: {}; bf16: {}; bf16 decoding (< 16 rows): {}; dtype {dtype}; cpu: {}",
         spear_model::bf16gemm::f32_matmul_path(),
         match Bf16Path::detect() {
             Bf16Path::F32Gemm => "none (bf16-rounded inputs through the f32 gemm)",
             Bf16Path::Amx => "amx (tdpbf16ps)",
             Bf16Path::Avx512Bf16 => "avx512_bf16 (vdpbf16ps)",
         },
+        spear_model::bf16gemm::small_m_path(),
         spear_model::bf16gemm::cpu_features().join(" ")
     )
 }
@@ -577,8 +578,15 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             bytes as f64 / 1e6,
             gbs * 1e9 / bytes as f64
         );
+        if args.dtype == ComputeDtype::Bf16 {
+            println!(
+                "#   bf16 decoding reads the weights' bf16 rows ({:.0} MB) -> bound {:.1} tokens/s",
+                bytes as f64 / 2e6,
+                2.0 * gbs * 1e9 / bytes as f64
+            );
+        }
     }
-    for (w, b) in [("gen1", 1usize), ("gen8", 8)] {
+    for (w, b) in [("gen1", 1usize), ("gen8", 8), ("gen32", 32)] {
         if !want(w) {
             continue;
         }
