@@ -33,6 +33,11 @@ fn zero_counts_are_errors() {
         &["bench", "model", "--dtype", "fp16"],
         "use \"f32\" or \"bf16\"",
     );
+    // A misspelt workload is refused before the model loads, not skipped silently.
+    assert_refused(
+        &["bench", "model", "--model", "tiny", "--only", "gen1,gen64"],
+        "unknown workload `gen64`",
+    );
     assert_refused(
         &["env", "play", "household", "--max-steps", "0"],
         "at least 1",

@@ -347,8 +347,19 @@ fn bench_update(
     ))
 }
 
+/// The workloads `--only` accepts.
+const WORKLOADS: [&str; 8] = [
+    "train", "score", "gen1", "gen8", "gen32", "lpdiff", "update", "kernels",
+];
+
 /// Runs `spear bench model`.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(w) = args.only.iter().find(|w| !WORKLOADS.contains(&w.as_str())) {
+        bail!(
+            "--only: unknown workload `{w}`; use a comma-separated list of {}",
+            WORKLOADS.join(", ")
+        );
+    }
     if let Some(dir) = &args.export_hf {
         let (model, tok) = bench_model(&args.model, &args.device)?;
         spear_model::checkpoint::export_hf(dir, &model, tok.as_ref())
