@@ -401,7 +401,7 @@ pub fn matmul(a: &MatRef, b: &MatRef, c: &mut [f32], path: Bf16Path) -> Result<(
     }
     match path {
         _ if m < SMALL_M && b.rs == 1 => {
-            small_m(a, n, &F32Columns(b), c);
+            small_m(a, n, &f32_columns(b), c);
             Ok(())
         }
         Bf16Path::F32Gemm => {
@@ -503,85 +503,76 @@ fn dot16x4<T: Copy>(x: [&[f32]; 4], w: [&[T]; 4], f: impl Fn(T) -> f32) -> [f32;
     ]
 }
 
-/// Columns of an f32 B whose columns are contiguous (`Wᵀ` of a row-major weight), rounded on
-/// the fly.
-struct F32Columns<'a>(&'a MatRef<'a>);
-
-impl F32Columns<'_> {
-    #[inline(always)]
-    fn col(&self, j: usize) -> &[f32] {
-        let b = self.0;
-        &b.data[j * b.cs..j * b.cs + b.rows]
-    }
-}
-
-impl Columns for F32Columns<'_> {
-    #[inline(always)]
-    fn load(&self, j: usize, out: &mut [f32]) {
-        for (d, &v) in out.iter_mut().zip(self.col(j)) {
-            *d = round_bf16_fast(v);
-        }
-    }
-
-    #[inline(always)]
-    fn dot4(&self, j: usize, x: &[f32]) -> [f32; 4] {
-        let w = [
-            self.col(j),
-            self.col(j + 1),
-            self.col(j + 2),
-            self.col(j + 3),
-        ];
-        dot16x4([x; 4], w, round_bf16_fast)
-    }
-}
-
-/// Columns of B kept as bf16 bits, column `j` at `bits[j * k..(j + 1) * k]` (the rows of a
-/// row-major weight, [`PreparedWeight`]), widened exactly.
-struct Bf16Columns<'a> {
-    bits: &'a [u16],
+/// Columns of B stored contiguously, column `j` at `data[j * stride..][..k]`, each element turned
+/// into its bf16-rounded f32 value by `widen`: an f32 `Wᵀ` of a row-major weight (rounded on the
+/// fly, [`f32_columns`]) or the bf16 rows of a [`PreparedWeight`] (widened exactly,
+/// [`bf16_columns`]).
+struct SliceColumns<'a, T, F> {
+    data: &'a [T],
+    stride: usize,
     k: usize,
+    widen: F,
+    /// Prefetch columns ahead in [`Columns::dot4`] (measured for the bf16 rows only).
+    prefetch: bool,
 }
 
-impl Bf16Columns<'_> {
-    #[inline(always)]
-    fn col(&self, j: usize) -> &[u16] {
-        &self.bits[j * self.k..(j + 1) * self.k]
+/// The columns of `Wᵀ` given as a strided f32 B with contiguous columns.
+fn f32_columns<'a>(b: &'a MatRef<'a>) -> SliceColumns<'a, f32, impl Fn(f32) -> f32 + Sync> {
+    SliceColumns {
+        data: b.data,
+        stride: b.cs,
+        k: b.rows,
+        widen: round_bf16_fast,
+        prefetch: false,
     }
 }
 
-#[inline(always)]
-fn widen(v: u16) -> f32 {
-    f32::from_bits((v as u32) << 16)
+/// The columns of `Wᵀ` given as the bf16 rows of `W` (`n × k`).
+fn bf16_columns(bits: &[u16], k: usize) -> SliceColumns<'_, u16, impl Fn(u16) -> f32 + Sync> {
+    SliceColumns {
+        data: bits,
+        stride: k,
+        k,
+        widen: |v: u16| f32::from_bits((v as u32) << 16),
+        prefetch: true,
+    }
 }
 
-impl Bf16Columns<'_> {
-    /// Asks the CPU to fetch the columns from `j` on (as far as `bytes` reach), so that the
-    /// reads of later columns overlap the arithmetic on these (no effect on the numbers).
+impl<T: Copy + Sync, F: Fn(T) -> f32 + Sync> SliceColumns<'_, T, F> {
     #[inline(always)]
-    fn prefetch(&self, j: usize, bytes: usize) {
+    fn col(&self, j: usize) -> &[T] {
+        &self.data[j * self.stride..j * self.stride + self.k]
+    }
+
+    /// Asks the CPU to fetch columns `j..j + 4` ahead of their use, so that the reads of later
+    /// columns overlap the arithmetic on these (no effect on the numbers).
+    #[inline(always)]
+    fn prefetch4(&self, j: usize) {
         #[cfg(target_arch = "x86_64")]
-        {
-            let start = (j * self.k).min(self.bits.len());
-            let end = (start + bytes / 2).min(self.bits.len());
-            for e in (start..end).step_by(32) {
-                // SAFETY: a prefetch of an address inside `bits`; it reads nothing.
+        for c in j..j + 4 {
+            let start = (c * self.stride).min(self.data.len());
+            let end = (start + self.k).min(self.data.len());
+            let per_line = (64 / std::mem::size_of::<T>()).max(1);
+            for e in (start..end).step_by(per_line) {
+                // SAFETY: a prefetch of an address inside `data`; it reads nothing.
                 unsafe {
                     std::arch::x86_64::_mm_prefetch(
-                        self.bits.as_ptr().add(e) as *const i8,
+                        self.data.as_ptr().add(e) as *const i8,
                         std::arch::x86_64::_MM_HINT_T0,
                     )
                 };
             }
         }
-        let _ = (j, bytes);
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = j;
     }
 }
 
-impl Columns for Bf16Columns<'_> {
+impl<T: Copy + Sync, F: Fn(T) -> f32 + Sync> Columns for SliceColumns<'_, T, F> {
     #[inline(always)]
     fn load(&self, j: usize, out: &mut [f32]) {
         for (d, &v) in out.iter_mut().zip(self.col(j)) {
-            *d = widen(v);
+            *d = (self.widen)(v);
         }
     }
 
@@ -593,9 +584,11 @@ impl Columns for Bf16Columns<'_> {
             self.col(j + 2),
             self.col(j + 3),
         ];
-        // The four columns after the next four: about 4.6 KB ahead for a 576-wide layer.
-        self.prefetch(j + 8, 8 * self.k);
-        dot16x4([x; 4], w, widen)
+        if self.prefetch {
+            // The four columns after the next four: about 4.6 KB ahead for a 576-wide layer.
+            self.prefetch4(j + 8);
+        }
+        dot16x4([x; 4], w, &self.widen)
     }
 }
 
@@ -849,7 +842,7 @@ pub fn matmul_prepared(
                 "bf16 matmul: the prepared weight was made for another shape than {n}x{k}"
             ));
         }
-        small_m(a, n, &Bf16Columns { bits: rows, k }, c);
+        small_m(a, n, &bf16_columns(rows, k), c);
         return Ok(());
     }
     match path {
