@@ -371,13 +371,11 @@ impl OutPtr {
     }
 }
 
-/// `C (m × n, row-major, overwritten) = A (m × k) · B (k × n)` in bf16 with f32 sums, on `path`.
-/// Errors if the shapes disagree, a view reads out of bounds, or `path` is not available here.
-pub fn matmul(a: &MatRef, b: &MatRef, c: &mut [f32], path: Bf16Path) -> Result<(), String> {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    if b.rows != k {
-        return Err(format!("bf16 matmul: A is {m}x{k} but B is {}x{n}", b.rows));
-    }
+/// The checks [`matmul`] and [`matmul_prepared`] share (output size, A in bounds, path available)
+/// and their empty cases: `Ok(true)` when the product is already done (no rows or columns, or
+/// `k = 0`, which zeroes `c`).
+fn checked_trivial(a: &MatRef, n: usize, c: &mut [f32], path: Bf16Path) -> Result<bool, String> {
+    let (m, k) = (a.rows, a.cols);
     if c.len() != m * n {
         return Err(format!(
             "bf16 matmul: output has {} elements, expected {m}x{n}",
@@ -385,7 +383,6 @@ pub fn matmul(a: &MatRef, b: &MatRef, c: &mut [f32], path: Bf16Path) -> Result<(
         ));
     }
     a.check("A")?;
-    b.check("B")?;
     if !path.available() {
         return Err(format!(
             "bf16 matmul: path `{}` is not available on this CPU",
@@ -393,10 +390,24 @@ pub fn matmul(a: &MatRef, b: &MatRef, c: &mut [f32], path: Bf16Path) -> Result<(
         ));
     }
     if m == 0 || n == 0 {
-        return Ok(());
+        return Ok(true);
     }
     if k == 0 {
         c.fill(0.0);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// `C (m × n, row-major, overwritten) = A (m × k) · B (k × n)` in bf16 with f32 sums, on `path`.
+/// Errors if the shapes disagree, a view reads out of bounds, or `path` is not available here.
+pub fn matmul(a: &MatRef, b: &MatRef, c: &mut [f32], path: Bf16Path) -> Result<(), String> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k {
+        return Err(format!("bf16 matmul: A is {m}x{k} but B is {}x{n}", b.rows));
+    }
+    b.check("B")?;
+    if checked_trivial(a, n, c, path)? {
         return Ok(());
     }
     match path {
@@ -791,24 +802,7 @@ pub fn matmul_prepared(
     if let Some(w) = w {
         wref(w)?;
     }
-    if c.len() != m * n {
-        return Err(format!(
-            "bf16 matmul: output has {} elements, expected {m}x{n}",
-            c.len()
-        ));
-    }
-    a.check("A")?;
-    if !path.available() {
-        return Err(format!(
-            "bf16 matmul: path `{}` is not available on this CPU",
-            path.name()
-        ));
-    }
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if k == 0 {
-        c.fill(0.0);
+    if checked_trivial(a, n, c, path)? {
         return Ok(());
     }
     let missing = || "bf16 matmul: the prepared weight needs its values on first use".to_string();
