@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor};
+use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Storage, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{ModelError, Result};
@@ -73,14 +73,27 @@ impl Grads {
     }
 
     /// Global L2 norm over all gradients.
+    ///
+    /// Each tensor's sum of squares is computed as `to_dtype(F64).sqr().sum_all()` would (f64
+    /// squares added in storage order from 0.0), the tensors in parallel and without
+    /// temporaries on the CPU; the per-tensor sums are then added in name order, so the norm
+    /// is bit-identical to the composed ops' whatever the thread count.
     pub fn global_norm(&self) -> Result<f64> {
+        let tensors: Vec<&Tensor> = self.map.values().collect();
+        let sums = tensors
+            .par_iter()
+            .map(|g| match sum_squares_cpu(g) {
+                Some(s) => Ok(s),
+                None => Ok(g
+                    .to_dtype(DType::F64)?
+                    .sqr()?
+                    .sum_all()?
+                    .to_scalar::<f64>()?),
+            })
+            .collect::<Result<Vec<f64>>>()?;
         let mut s = 0.0;
-        for g in self.map.values() {
-            s += g
-                .to_dtype(DType::F64)?
-                .sqr()?
-                .sum_all()?
-                .to_scalar::<f64>()?;
+        for x in sums {
+            s += x;
         }
         Ok(s.sqrt())
     }
@@ -102,6 +115,24 @@ impl Grads {
             self.scale(k)?;
         }
         Ok(n)
+    }
+}
+
+/// The sum of squares of a contiguous f32/f64 CPU tensor in one pass: each element widened to
+/// f64, squared, and added in storage order from 0.0 (the order of candle's sequential
+/// `sum_all` over a contiguous tensor). `None` for other tensors.
+fn sum_squares_cpu(t: &Tensor) -> Option<f64> {
+    let (storage, layout) = t.storage_and_layout();
+    let (start, end) = layout.contiguous_offsets()?;
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => Some(v[start..end].iter().fold(0.0f64, |acc, &x| {
+            let x = x as f64;
+            acc + x * x
+        })),
+        Storage::Cpu(CpuStorage::F64(v)) => {
+            Some(v[start..end].iter().fold(0.0f64, |acc, &x| acc + x * x))
+        }
+        _ => None,
     }
 }
 
@@ -405,6 +436,54 @@ mod tests {
             .step(&store, &grads, 0.1)
             .unwrap();
         assert_eq!(v.to_vec1::<f64>().unwrap(), vec![1.0]);
+    }
+
+    #[test]
+    fn global_norm_is_bit_identical_to_the_composed_ops() {
+        // f32 tensors of several sizes, a transposed (non-contiguous) view that takes the
+        // composed path, a narrowed view (storage offset) and an f64 tensor.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
+        };
+        let mut g = Grads::new();
+        for (i, n) in [1usize, 7, 64, 1000, 65_537].into_iter().enumerate() {
+            let v: Vec<f32> = (0..n).map(|_| next()).collect();
+            g.map.insert(
+                format!("f32_{i}"),
+                Tensor::from_vec(v, n, &Device::Cpu).unwrap(),
+            );
+        }
+        let m: Vec<f32> = (0..12 * 5).map(|_| next()).collect();
+        let m = Tensor::from_vec(m, (12, 5), &Device::Cpu).unwrap();
+        g.map.insert("transposed".into(), m.t().unwrap());
+        g.map.insert("narrowed".into(), m.narrow(0, 3, 4).unwrap());
+        let d: Vec<f64> = (0..333).map(|_| next() as f64 * 1.1).collect();
+        g.map.insert(
+            "f64".into(),
+            Tensor::from_vec(d, 333, &Device::Cpu).unwrap(),
+        );
+        let mut composed = 0.0;
+        for t in g.map.values() {
+            composed += t
+                .to_dtype(DType::F64)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+        }
+        assert!(sum_squares_cpu(g.get("transposed").unwrap()).is_none());
+        assert!(sum_squares_cpu(g.get("narrowed").unwrap()).is_some());
+        assert_eq!(
+            g.global_norm().unwrap().to_bits(),
+            composed.sqrt().to_bits()
+        );
     }
 
     #[test]
