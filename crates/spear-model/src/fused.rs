@@ -46,6 +46,30 @@ trait Real: Copy + Send + Sync + 'static {
     fn exp(self) -> Self;
 }
 
+/// `f32::exp`, with the arguments whose result rounds to +0 (below -104; `expf` underflows below
+/// about -103.97) answered without calling libm. Masked attention scores (`MASK_VALUE` = -1e9)
+/// are such arguments, and glibc's `expf` takes a slow path for them (it raises the underflow
+/// and sets `errno`): a causal softmax has nearly half of its entries masked. The result is
+/// bit-identical to `f32::exp` for every input (NaN stays NaN: the comparison is false).
+#[inline]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    if x < -104.0 {
+        0.0
+    } else {
+        x.exp()
+    }
+}
+
+/// `f64::exp` with the same short cut below -746 (`exp` underflows to +0 below about -745.13).
+#[inline]
+pub(crate) fn exp_f64(x: f64) -> f64 {
+    if x < -746.0 {
+        0.0
+    } else {
+        x.exp()
+    }
+}
+
 impl Real for f32 {
     fn to_f64(self) -> f64 {
         self as f64
@@ -54,7 +78,7 @@ impl Real for f32 {
         x as f32
     }
     fn exp(self) -> Self {
-        f32::exp(self)
+        exp_f32(self)
     }
 }
 
@@ -66,7 +90,7 @@ impl Real for f64 {
         x
     }
     fn exp(self) -> Self {
-        f64::exp(self)
+        exp_f64(self)
     }
 }
 
@@ -595,6 +619,32 @@ mod tests {
             .unwrap()
             .to_scalar::<f64>()
             .unwrap()
+    }
+
+    #[test]
+    fn guarded_exp_is_bit_identical_to_std_exp() {
+        // A sweep through the underflow edges (f32: about -103.97, f64: about -745.13), the
+        // mask value, infinities and NaN.
+        let mut xs: Vec<f64> = (0..=40_000).map(|i| -110.0 + i as f64 * 0.001).collect();
+        xs.extend((0..=20_000).map(|i| -750.0 + i as f64 * 0.001));
+        xs.extend([
+            -1e9,
+            -1e30,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            0.0,
+            -0.0,
+            1.0,
+            80.0,
+        ]);
+        for &x in &xs {
+            let x32 = x as f32;
+            assert_eq!(exp_f32(x32).to_bits(), x32.exp().to_bits(), "f32 {x32}");
+            assert_eq!(exp_f64(x).to_bits(), x.exp().to_bits(), "f64 {x}");
+        }
+        assert!(exp_f32(f32::NAN).is_nan() && exp_f64(f64::NAN).is_nan());
+        // The short cut is taken where the masked scores land.
+        assert_eq!(exp_f32(-1e9), 0.0);
     }
 
     #[test]

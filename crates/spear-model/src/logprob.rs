@@ -99,7 +99,7 @@ impl Real for f32 {
         x as f32
     }
     fn exp(self) -> Self {
-        f32::exp(self)
+        crate::fused::exp_f32(self)
     }
 }
 
@@ -111,7 +111,7 @@ impl Real for f64 {
         x
     }
     fn exp(self) -> Self {
-        f64::exp(self)
+        crate::fused::exp_f64(self)
     }
 }
 
