@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 
+use crate::blas::F32Matmul;
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::linear_bf16::{self, ComputeDtype, DecodeWeights};
@@ -441,6 +442,10 @@ pub struct Decoder {
     /// sums ([`crate::linear_bf16`]: our kernels on the CPU, candle's bf16 matmul elsewhere);
     /// weights and everything else stay f32.
     pub compute_dtype: ComputeDtype,
+    /// How the f32 products of the linear layers run on the CPU (`model.matmul`): candle's
+    /// matmul (the `gemm` crate, the default) or a BLAS library loaded at run time
+    /// ([`crate::blas`]). bf16 products ([`Decoder::compute_dtype`]) are not affected.
+    pub f32_matmul: F32Matmul,
     /// Activation checkpointing per decoder block (`model.activation_checkpointing`, off by
     /// default): in `Mode::Train` a block keeps only its input `[b·t, hidden]` for the backward,
     /// not its attention scores and MLP activations, and is run a second time in the backward
@@ -475,6 +480,7 @@ impl Decoder {
             lora: BTreeMap::new(),
             fused_inference: true,
             compute_dtype: ComputeDtype::F32,
+            f32_matmul: F32Matmul::Gemm,
             activation_checkpointing: false,
         })
     }
@@ -557,6 +563,15 @@ impl Decoder {
         prep: Option<&DecodeWeights>,
     ) -> Result<Tensor> {
         let wt = self.w(w, mode)?;
+        let rows = x.elem_count() / x.dim(D::Minus1)?.max(1);
+        let blas = match &self.f32_matmul {
+            F32Matmul::Blas(lib)
+                if rows >= crate::blas::MIN_ROWS && linear_bf16::supported(x, &wt) =>
+            {
+                Some(lib)
+            }
+            _ => None,
+        };
         let mut y = match (self.compute_dtype, prep) {
             (ComputeDtype::Bf16, Some(p))
                 if mode == Mode::Infer && linear_bf16::supported(x, &wt) =>
@@ -569,6 +584,10 @@ impl Decoder {
             // Off the CPU: candle's bf16 matmul (cuBLAS on a GPU), autocast-style.
             (ComputeDtype::Bf16, _) if x.dtype() == DType::F32 && !x.device().is_cpu() => {
                 linear_bf16::linear_generic(x, &wt)?
+            }
+            // f32 through a BLAS library (`model.matmul = "blas"`).
+            (ComputeDtype::F32, _) if blas.is_some() => {
+                linear_bf16::linear_blas(x, &wt, blas.expect("checked"))?
             }
             _ if wt.dtype() != x.dtype() => x.matmul(&wt.to_dtype(x.dtype())?.t()?)?,
             _ => x.matmul(&wt.t()?)?,

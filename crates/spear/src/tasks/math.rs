@@ -298,7 +298,7 @@ pub fn math_policy(cfg: &TrainConfig) -> anyhow::Result<Policy> {
     match cfg.model.name {
         ModelSource::Tiny => {
             let mut policy = tiny_policy_with(&cfg.model, char_tokenizer()?, cfg.run.seed)?;
-            apply_compute_options(&mut policy, cfg);
+            apply_compute_options(&mut policy, cfg)?;
             Ok(policy)
         }
         ModelSource::Pretrained(_) | ModelSource::Path(_) => build_policy(cfg, Vec::new),

@@ -7,9 +7,9 @@ use anyhow::Context;
 use candle_core::DType;
 use spear_model::config::Arch;
 use spear_model::decoder::Decoder;
-use spear_model::{ChatMessage, ModelConfig, Policy, TextTokenizer};
+use spear_model::{ChatMessage, F32Matmul, ModelConfig, Policy, TextTokenizer};
 
-use super::config::{ModelSection, ModelSource, TinyArch, TinyTokenizer, TrainConfig};
+use super::config::{MatmulSpec, ModelSection, ModelSource, TinyArch, TinyTokenizer, TrainConfig};
 
 /// Tokens a tiny word-level policy must treat as single tokens: the response tags (so the
 /// projection finds them after decoding) and `in/on` (the household `put` command, which the
@@ -74,15 +74,25 @@ pub fn build_policy(
     corpus: impl FnOnce() -> Vec<String>,
 ) -> anyhow::Result<Policy> {
     let mut policy = build_policy_f32(cfg, corpus)?;
-    apply_compute_options(&mut policy, cfg);
+    apply_compute_options(&mut policy, cfg)?;
     Ok(policy)
 }
 
-/// `model.dtype` and `model.activation_checkpointing` on a built policy (how it computes, not
-/// what it is: checkpoints do not record them).
-pub fn apply_compute_options(policy: &mut Policy, cfg: &TrainConfig) {
+/// `model.dtype`, `model.matmul` and `model.activation_checkpointing` on a built policy (how it
+/// computes, not what it is: checkpoints do not record them). `model.matmul = "blas"` loads the
+/// library here (fetching the pinned OpenBLAS on first use), so a missing one stops the run
+/// before it starts.
+pub fn apply_compute_options(policy: &mut Policy, cfg: &TrainConfig) -> anyhow::Result<()> {
     policy.model.compute_dtype = cfg.model.dtype.0;
     policy.model.activation_checkpointing = cfg.model.activation_checkpointing;
+    policy.model.f32_matmul = match cfg.model.matmul {
+        MatmulSpec::Gemm => F32Matmul::Gemm,
+        MatmulSpec::Blas => F32Matmul::Blas(
+            spear_model::blas::load(&cfg.model.blas_library)
+                .map_err(|e| anyhow::anyhow!("model.matmul = \"blas\": {e}"))?,
+        ),
+    };
+    Ok(())
 }
 
 fn build_policy_f32(

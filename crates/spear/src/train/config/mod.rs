@@ -43,7 +43,7 @@ pub use self::env::{
 };
 pub use self::math::{MathConfig, SandboxBackend};
 pub use self::model::{
-    DeviceSpec, ModelSection, ModelSource, TinyArch, TinyTokenizer, LORA_MODULES,
+    DeviceSpec, MatmulSpec, ModelSection, ModelSource, TinyArch, TinyTokenizer, LORA_MODULES,
 };
 pub use self::rollout::{ApiKind, EngineKind, RolloutSection};
 pub use self::rollout_mode::RolloutMode;

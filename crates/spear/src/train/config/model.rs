@@ -101,6 +101,18 @@ pub enum TinyTokenizer {
     Exact,
 }
 
+/// `model.matmul`: what runs the f32 products of the linear layers on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatmulSpec {
+    /// candle's matmul (the `gemm` crate, compiled in).
+    #[default]
+    Gemm,
+    /// A CBLAS library loaded at run time (`model.blas_library`; by default OpenBLAS from the
+    /// pinned PyPI wheel `scipy-openblas32`, fetched into the cache on first use).
+    Blas,
+}
+
 /// A parsed `model.device`; in TOML the string `cpu` or `cuda:N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -219,6 +231,17 @@ pub struct ModelSection {
     /// block again there. Peak memory of a step falls from all blocks' activations to one
     /// block's; a step costs about one more forward. Same gradients. Default false.
     pub activation_checkpointing: bool,
+    /// What computes the linear layers' f32 products on the CPU (forward and backward):
+    /// `gemm` (candle's, compiled in) or `blas` (a CBLAS library loaded at run time, see
+    /// `blas_library`). The two round differently, so the same seed gives other (equally
+    /// reproducible) numbers with each. bf16 products (`dtype = "bf16"`) are not affected.
+    /// Default `gemm`.
+    pub matmul: MatmulSpec,
+    /// With `matmul = "blas"`: the CBLAS shared library to load, e.g. a distribution's
+    /// `libopenblas.so.0` or MKL's `libmkl_rt.so.2` (run sequentially). Empty: OpenBLAS 0.3.34
+    /// from the pinned PyPI wheel `scipy-openblas32==0.3.34.481.3`, fetched with pip into
+    /// `~/.cache/spear/openblas/` on first use and checked by sha256. Default empty.
+    pub blas_library: String,
     /// Tiny model: architecture (`qwen2`, `llama` or `qwen3`). Default `qwen2`.
     pub arch: TinyArch,
     /// Tiny model: tokenizer (`words` or `exact`). Default `words`.
@@ -278,6 +301,8 @@ impl Default for ModelSection {
             device: DeviceSpec::Cpu,
             dtype: DtypeSpec::default(),
             activation_checkpointing: false,
+            matmul: MatmulSpec::Gemm,
+            blas_library: String::new(),
             arch: TinyArch::Qwen2,
             tokenizer: TinyTokenizer::Words,
             hidden_size: 128,
@@ -314,6 +339,20 @@ impl ModelSection {
 
     /// Checks the tiny model's sizes (other sources bring their own) and the LoRA settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.matmul == MatmulSpec::Blas && self.device != DeviceSpec::Cpu {
+            return Err(ConfigError::new(
+                "model.matmul",
+                "\"blas\" runs the products on the CPU; on a GPU leave it at \"gemm\" (cuBLAS \
+                 runs them there)",
+            ));
+        }
+        if self.matmul == MatmulSpec::Gemm && !self.blas_library.is_empty() {
+            return Err(ConfigError::new(
+                "model.blas_library",
+                "a BLAS library is only loaded with model.matmul = \"blas\"; set that too, or \
+                 leave blas_library empty",
+            ));
+        }
         if self.lora_base_dtype.0 == spear_model::ComputeDtype::Bf16 {
             if self.lora_rank == 0 {
                 return Err(ConfigError::new(

@@ -280,6 +280,31 @@ fn typed_values_parse_once_and_keep_their_spelling() {
     assert_eq!(c.model.dtype.0, spear_model::ComputeDtype::Bf16);
 }
 
+/// `model.matmul` / `model.blas_library`: parsed by name, refused by name where they cannot
+/// apply (a GPU device; a library without `matmul = "blas"`).
+#[test]
+fn matmul_keys_parse_and_refuse_what_cannot_apply() {
+    let c = TrainConfig::default()
+        .with_overrides(&["model.matmul=blas".into()])
+        .unwrap();
+    assert_eq!(c.model.matmul, super::MatmulSpec::Blas);
+    assert_eq!(TrainConfig::default().model.matmul, super::MatmulSpec::Gemm);
+    let e = TrainConfig::default()
+        .with_overrides(&["model.matmul=mkl".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "model.matmul");
+    let e = TrainConfig::default()
+        .with_overrides(&["model.matmul=blas".into(), "model.device=\"cuda:0\"".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "model.matmul");
+    assert!(e.message.contains("GPU"), "{}", e.message);
+    let e = TrainConfig::default()
+        .with_overrides(&["model.blas_library=\"/opt/libopenblas.so\"".into()])
+        .unwrap_err();
+    assert_eq!(e.key, "model.blas_library");
+    assert!(e.message.contains("model.matmul"), "{}", e.message);
+}
+
 /// Issue 12 (TRL's `GRPOConfig` as the model): every key `--print-config` writes has a doc
 /// comment on its field that states the default. (Units are checked by reading, not here.)
 #[test]
