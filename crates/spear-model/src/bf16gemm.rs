@@ -224,6 +224,22 @@ pub struct MatRef<'a> {
     pub cs: usize,
 }
 
+impl<'a> MatRef<'a> {
+    /// A `rows × cols` matrix stored row-major (`transposed = false`: row stride `cols`) or
+    /// stored as its transpose (`true`: the `cols × rows` row-major matrix read through
+    /// transposed strides).
+    pub fn dense(data: &'a [f32], rows: usize, cols: usize, transposed: bool) -> Self {
+        let (rs, cs) = if transposed { (1, rows) } else { (cols, 1) };
+        MatRef {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+}
+
 impl MatRef<'_> {
     #[inline]
     fn at(&self, i: usize, j: usize) -> f32 {
@@ -1263,41 +1279,10 @@ mod tests {
                     let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-2.0..2.0)).collect();
                     let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-2.0..2.0)).collect();
                     // Row-major, or the same numbers read through transposed strides.
-                    let (am, bm) = if transposed {
-                        (
-                            MatRef {
-                                data: &a,
-                                rows: m,
-                                cols: k,
-                                rs: 1,
-                                cs: m,
-                            },
-                            MatRef {
-                                data: &b,
-                                rows: k,
-                                cols: n,
-                                rs: 1,
-                                cs: k,
-                            },
-                        )
-                    } else {
-                        (
-                            MatRef {
-                                data: &a,
-                                rows: m,
-                                cols: k,
-                                rs: k,
-                                cs: 1,
-                            },
-                            MatRef {
-                                data: &b,
-                                rows: k,
-                                cols: n,
-                                rs: n,
-                                cs: 1,
-                            },
-                        )
-                    };
+                    let (am, bm) = (
+                        MatRef::dense(&a, m, k, transposed),
+                        MatRef::dense(&b, k, n, transposed),
+                    );
                     let want = reference(&am, &bm);
                     let mut got = vec![f32::NAN; m * n];
                     matmul(&am, &bm, &mut got, path).unwrap();

@@ -363,6 +363,20 @@ mod tests {
     use crate::test_util::max_rel_diff as max_rel;
     use candle_core::{Device, Var};
 
+    /// `∂x = g·W` (shaped as `x`) and `∂W = gᵀ·x` of `y = x·Wᵀ` with candle's matmul, for
+    /// `x: [b, t, k]`, `w: [n, k]`, `g: [b, t, n]`.
+    fn reference_grads(x: &Tensor, w: &Tensor, g: &Tensor) -> (Tensor, Tensor) {
+        let (b, t, k) = x.dims3().unwrap();
+        let g2 = g.reshape((b * t, w.dim(0).unwrap())).unwrap();
+        let gx = g2.matmul(w).unwrap().reshape((b, t, k)).unwrap();
+        let gw = g2
+            .t()
+            .unwrap()
+            .matmul(&x.reshape((b * t, k)).unwrap())
+            .unwrap();
+        (gx, gw)
+    }
+
     fn round(t: &Tensor) -> Tensor {
         t.to_dtype(DType::BF16)
             .unwrap()
@@ -403,17 +417,7 @@ mod tests {
                     assert_eq!(y.dims(), &[b, t, n]);
                     assert!(max_rel(&y, &want) < 1e-5, "forward {case:?}");
                     let grads = (y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
-                    let g2 = gy.reshape((b * t, n)).unwrap();
-                    let want_gx = g2
-                        .matmul(w.as_tensor())
-                        .unwrap()
-                        .reshape((b, t, k))
-                        .unwrap();
-                    let want_gw = g2
-                        .t()
-                        .unwrap()
-                        .matmul(&x.as_tensor().reshape((b * t, k)).unwrap())
-                        .unwrap();
+                    let (want_gx, want_gw) = reference_grads(x.as_tensor(), w.as_tensor(), &gy);
                     let gx = grads.get(x.as_tensor()).unwrap();
                     let gw = grads.get(w.as_tensor()).unwrap();
                     assert!(max_rel(gx, &want_gx) < 1e-5, "dx {case:?}");
@@ -465,17 +469,8 @@ mod tests {
                 let grads = (y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
                 let gx = grads.get(x.as_tensor()).unwrap();
                 let gw = grads.get(w.as_tensor()).unwrap();
-                let g2 = round(&gy).reshape((b * t, n)).unwrap();
-                let want_gx = g2
-                    .matmul(&round(w.as_tensor()))
-                    .unwrap()
-                    .reshape((b, t, k))
-                    .unwrap();
-                let want_gw = g2
-                    .t()
-                    .unwrap()
-                    .matmul(&round(x.as_tensor()).reshape((b * t, k)).unwrap())
-                    .unwrap();
+                let (want_gx, want_gw) =
+                    reference_grads(&round(x.as_tensor()), &round(w.as_tensor()), &round(&gy));
                 assert!(
                     max_rel(gx, &want_gx) < 1e-5,
                     "{} dx {:?}",
