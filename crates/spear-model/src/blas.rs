@@ -206,19 +206,23 @@ impl BlasLib {
 /// The library `model.blas_library` names (`""`: the pinned OpenBLAS wheel, fetched into the
 /// cache on first use), opened once per process and path.
 pub fn load(library: &str) -> Result<Arc<BlasLib>, String> {
-    static OPEN: OnceLock<Mutex<Vec<Arc<BlasLib>>>> = OnceLock::new();
-    let path = if library.trim().is_empty() {
-        default_library()?
-    } else {
-        PathBuf::from(library)
-    };
+    // Keyed by the setting as given, so the pinned library is located (and its 25 MB checked by
+    // sha256) once per process, not at every policy a run builds.
+    type Opened = Vec<(String, Arc<BlasLib>)>;
+    static OPEN: OnceLock<Mutex<Opened>> = OnceLock::new();
+    let key = library.trim();
     let open = OPEN.get_or_init(|| Mutex::new(vec![]));
     let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(l) = open.iter().find(|l| l.path == path) {
+    if let Some((_, l)) = open.iter().find(|(k, _)| k == key) {
         return Ok(l.clone());
     }
+    let path = if key.is_empty() {
+        default_library()?
+    } else {
+        PathBuf::from(key)
+    };
     let lib = Arc::new(BlasLib::open(&path)?);
-    open.push(lib.clone());
+    open.push((key.to_string(), lib.clone()));
     Ok(lib)
 }
 

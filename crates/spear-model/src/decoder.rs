@@ -563,34 +563,36 @@ impl Decoder {
         prep: Option<&DecodeWeights>,
     ) -> Result<Tensor> {
         let wt = self.w(w, mode)?;
-        let rows = x.elem_count() / x.dim(D::Minus1)?.max(1);
+        // f32 through a BLAS library (`model.matmul = "blas"`), for products of enough rows.
         let blas = match &self.f32_matmul {
             F32Matmul::Blas(lib)
-                if rows >= crate::blas::MIN_ROWS && linear_bf16::supported(x, &wt) =>
+                if self.compute_dtype == ComputeDtype::F32
+                    && x.elem_count() / x.dim(D::Minus1)?.max(1) >= crate::blas::MIN_ROWS
+                    && linear_bf16::supported(x, &wt) =>
             {
                 Some(lib)
             }
             _ => None,
         };
-        let mut y = match (self.compute_dtype, prep) {
-            (ComputeDtype::Bf16, Some(p))
-                if mode == Mode::Infer && linear_bf16::supported(x, &wt) =>
-            {
-                linear_bf16::linear_prepared(x, &wt, &p.get(w), None)?
+        let mut y = if let Some(lib) = blas {
+            linear_bf16::linear_blas(x, &wt, lib)?
+        } else {
+            match (self.compute_dtype, prep) {
+                (ComputeDtype::Bf16, Some(p))
+                    if mode == Mode::Infer && linear_bf16::supported(x, &wt) =>
+                {
+                    linear_bf16::linear_prepared(x, &wt, &p.get(w), None)?
+                }
+                (ComputeDtype::Bf16, _) if linear_bf16::supported(x, &wt) => {
+                    linear_bf16::linear(x, &wt, None)?
+                }
+                // Off the CPU: candle's bf16 matmul (cuBLAS on a GPU), autocast-style.
+                (ComputeDtype::Bf16, _) if x.dtype() == DType::F32 && !x.device().is_cpu() => {
+                    linear_bf16::linear_generic(x, &wt)?
+                }
+                _ if wt.dtype() != x.dtype() => x.matmul(&wt.to_dtype(x.dtype())?.t()?)?,
+                _ => x.matmul(&wt.t()?)?,
             }
-            (ComputeDtype::Bf16, _) if linear_bf16::supported(x, &wt) => {
-                linear_bf16::linear(x, &wt, None)?
-            }
-            // Off the CPU: candle's bf16 matmul (cuBLAS on a GPU), autocast-style.
-            (ComputeDtype::Bf16, _) if x.dtype() == DType::F32 && !x.device().is_cpu() => {
-                linear_bf16::linear_generic(x, &wt)?
-            }
-            // f32 through a BLAS library (`model.matmul = "blas"`).
-            (ComputeDtype::F32, _) if blas.is_some() => {
-                linear_bf16::linear_blas(x, &wt, blas.expect("checked"))?
-            }
-            _ if wt.dtype() != x.dtype() => x.matmul(&wt.to_dtype(x.dtype())?.t()?)?,
-            _ => x.matmul(&wt.t()?)?,
         };
         if let Some(b) = bias {
             y = y.broadcast_add(&self.w(b, mode)?)?;
